@@ -1,5 +1,4 @@
 /* util.c - see util.h. */
-#define _GNU_SOURCE
 #include "util.h"
 
 #include <dirent.h>
@@ -200,7 +199,7 @@ void tarn_format_date(int64_t us, char *out)
     struct tm tm;
     long micros;
     split_time(us, &tm, &micros);
-    snprintf(out, 11, "%04d-%02d-%02d", (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday);
+    strftime(out, 11, "%Y-%m-%d", &tm);
 }
 
 void tarn_format_timestamp(int64_t us, char *out)
@@ -208,8 +207,8 @@ void tarn_format_timestamp(int64_t us, char *out)
     struct tm tm;
     long micros;
     split_time(us, &tm, &micros);
-    snprintf(out, 27, "%04d-%02d-%02d %02d:%02d:%02d.%06ld", (tm.tm_year + 1900) % 10000, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, micros);
+    size_t n = strftime(out, 20, "%Y-%m-%d %H:%M:%S", &tm);
+    snprintf(out + n, 8, ".%06ld", micros % 1000000);
 }
 
 void tarn_format_iso8601(int64_t us, char *out)
@@ -217,8 +216,8 @@ void tarn_format_iso8601(int64_t us, char *out)
     struct tm tm;
     long micros;
     split_time(us, &tm, &micros);
-    snprintf(out, 21, "%04d-%02d-%02dT%02d:%02d:%02dZ", (tm.tm_year + 1900) % 10000, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    (void)micros;
+    strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 int tarn_name_valid(const char *s)
