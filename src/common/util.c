@@ -208,7 +208,7 @@ void tarn_format_timestamp(int64_t us, char *out)
     long micros;
     split_time(us, &tm, &micros);
     size_t n = strftime(out, 20, "%Y-%m-%d %H:%M:%S", &tm);
-    snprintf(out + n, 8, ".%06ld", micros % 1000000);
+    snprintf(out + n, 13, ".%06ld", micros % 1000000);
 }
 
 void tarn_format_iso8601(int64_t us, char *out)

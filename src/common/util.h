@@ -30,7 +30,7 @@ int64_t tarn_now_ms(void);
 int64_t tarn_mono_ms(void);
 /* "YYYY-MM-DD" of a UTC epoch-microsecond time into out (>= 11 bytes). */
 void tarn_format_date(int64_t us, char *out);
-/* "YYYY-MM-DD HH:MM:SS.uuuuuu" (DuckDB TIMESTAMP text, UTC) into out (>= 27). */
+/* "YYYY-MM-DD HH:MM:SS.uuuuuu" (DuckDB TIMESTAMP text, UTC) into out (>= 32). */
 void tarn_format_timestamp(int64_t us, char *out);
 /* "YYYY-MM-DDTHH:MM:SSZ" into out (>= 21). */
 void tarn_format_iso8601(int64_t us, char *out);
