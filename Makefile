@@ -12,9 +12,11 @@ DUCKDB_LIB ?= $(DUCKDB_DIR)/lib
 WERROR    ?= $(if $(CI),-Werror,)
 OPT       ?= -O2
 
-CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -g -Wall -Wextra -Wno-unused-parameter \
+# -Wno-format-truncation: paths are built in PATH_MAX buffers from a data
+# directory checked at start-up and names of at most 128 characters.
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -g -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation \
               -Wstrict-prototypes -Wmissing-prototypes -Wshadow $(WERROR) \
-              -Isrc -I$(DUCKDB_INCLUDE) -pthread
+              -Isrc -isystem $(DUCKDB_INCLUDE) -pthread
 CFLAGS   += $(OPT) $(CFLAGS_BASE)
 LDLIBS    = -Lbuild/lib -lduckdb -lmicrohttpd -lcurl -ljansson -lsqlite3 -lyaml -lz -lcrypto -lpthread -lm
 RPATH     = -Wl,-rpath,'$$ORIGIN/lib' -Wl,-rpath,'$$ORIGIN/../lib'

@@ -24,10 +24,14 @@ static const char *test__cur;
         }                                                                            \
     } while (0)
 
-#define REQUIRE(cond)      \
-    do {                   \
-        CHECK(cond);       \
-        if (!(cond)) return; \
+/* Evaluates cond once (it may have side effects). */
+#define REQUIRE(cond)                                                                \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            printf("  FAIL %s: %s:%d: %s\n", test__cur, __FILE__, __LINE__, #cond); \
+            test__cur_failed = 1;                                                    \
+            return;                                                                  \
+        }                                                                            \
     } while (0)
 
 #define CHECK_EQ_INT(a, b)                                                                          \

@@ -1,0 +1,893 @@
+/* delivery.c - see delivery.h for the steps of one delivery.
+ *
+ * Threads: HTTP threads call tarn_delivery_table / tarn_table_append /
+ * tarn_delivery_flush; one worker thread does every delivery, compaction and
+ * deletion, so lake files and checkpoints have a single writer. d->mu guards
+ * the table list and every table's delivery state; it is never held while
+ * the worker does I/O.
+ *
+ * Crash safety: the catalog's delivered_seq is the only checkpoint. Files are
+ * renamed into the lake before the publishing transaction; a crash between
+ * the two leaves lake files no catalog row names, which tarn_delivery_open
+ * deletes (lake_sweep) before the same records are delivered again under the
+ * same names. Replaced (compacted) files are deleted only after the grace
+ * period, and at start, when no query can be using them.
+ */
+#include "delivery.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "delivery/partition.h"
+#include "delivery/schema.h"
+#include "delivery/writer.h"
+
+#define LOG "delivery"
+#define DELIVERY_MAX_TABLES 4096
+#define DELIVERY_RETRY_MIN_MS 500
+#define DELIVERY_RETRY_MAX_MS 30000
+
+struct tarn_table {
+    int64_t id;
+    char db[129];
+    char name[129];
+    tarn_stream *stream;
+
+    /* Guarded by tarn_delivery.mu. */
+    int64_t delivered_seq;
+    int64_t pending_since_ms; /* monotonic time the worker first saw undelivered records; 0 = none */
+    int64_t bytes_mark;       /* stream durable_bytes when the last batch was taken */
+    int64_t flush_target;     /* a flush waits for delivered_seq >= this */
+    int64_t retry_at_ms;      /* after a failed delivery, not before this */
+    int64_t retry_delay_ms;
+    int64_t failures;         /* delivery failures so far (flush waiters watch it) */
+    int last_error_code;
+    char last_error[512];
+};
+
+struct tarn_delivery {
+    tarn_delivery_opts opts;
+    char data_dir[PATH_MAX];
+    char lake_dir[PATH_MAX];
+    char staging_dir[PATH_MAX];
+    char stream_dir[PATH_MAX];
+    tarn_catalog *cat;
+    tarn_query_engine *qe;
+    tarn_writer *writer;
+
+    pthread_mutex_t mu;
+    pthread_cond_t work;  /* wakes the worker */
+    pthread_cond_t done;  /* wakes flush waiters */
+    tarn_table **tables;
+    size_t ntables;
+    int stopping;
+    int failed;
+    pthread_t worker;
+    int worker_started;
+    int64_t last_maintenance_ms;
+};
+
+/* One ingest date of a batch being delivered. */
+typedef struct batch_part {
+    char date[11];
+    int64_t first_seq, last_seq, rows;
+    char ndjson_path[PATH_MAX];
+    char raw_path[PATH_MAX];
+    FILE *ndjson;
+    gzFile raw;
+} batch_part;
+
+/* ---------------------------------------------------------------- tables */
+
+static int delivery_stream_path(tarn_delivery *d, const char *db, const char *name, char *out, size_t n)
+{
+    return snprintf(out, n, "%s/%s.%s", d->stream_dir, db, name) >= (int)n ? TARN_EINVAL : TARN_OK;
+}
+
+/* Opens the stream of a catalog table and makes its handle. */
+static int table_open(tarn_delivery *d, const tarn_table_info *info, tarn_table **out, tarn_errbuf *eb)
+{
+    tarn_table *t = calloc(1, sizeof *t);
+    if (!t) return TARN_ENOMEM;
+    t->id = info->id;
+    snprintf(t->db, sizeof t->db, "%s", info->db);
+    snprintf(t->name, sizeof t->name, "%s", info->name);
+    t->delivered_seq = info->delivered_seq;
+    char dir[PATH_MAX];
+    int rc = delivery_stream_path(d, info->db, info->name, dir, sizeof dir);
+    if (rc == TARN_OK) rc = tarn_mkdir_p(dir, eb);
+    if (rc == TARN_OK) {
+        tarn_stream_opts so = {d->opts.segment_size, d->opts.max_record, info->delivered_seq + 1};
+        rc = tarn_stream_open(dir, &so, &t->stream, eb);
+    }
+    if (rc) {
+        free(t);
+        return rc;
+    }
+    *out = t;
+    return TARN_OK;
+}
+
+static tarn_table *table_find_locked(tarn_delivery *d, const char *db, const char *name)
+{
+    for (size_t i = 0; i < d->ntables; i++)
+        if (strcmp(d->tables[i]->db, db) == 0 && strcmp(d->tables[i]->name, name) == 0) return d->tables[i];
+    return NULL;
+}
+
+static int table_add_locked(tarn_delivery *d, tarn_table *t)
+{
+    if (d->ntables >= DELIVERY_MAX_TABLES) return TARN_ETOOBIG;
+    tarn_table **n = realloc(d->tables, (d->ntables + 1) * sizeof *n);
+    if (!n) return TARN_ENOMEM;
+    d->tables = n;
+    d->tables[d->ntables++] = t;
+    return TARN_OK;
+}
+
+int tarn_delivery_table(tarn_delivery *d, const char *db, const char *table, int create, tarn_table **out,
+                        tarn_errbuf *eb)
+{
+    pthread_mutex_lock(&d->mu);
+    tarn_table *t = table_find_locked(d, db, table);
+    int rc = TARN_OK;
+    if (!t && !create) rc = tarn_errbuf_set(eb, TARN_ENOTFOUND, "table %s.%s not found", db, table);
+    if (!t && create) {
+        /* Creating under the lock keeps two first writers from opening the
+         * same stream twice; it happens once per table. */
+        tarn_table_info info;
+        memset(&info, 0, sizeof info);
+        rc = tarn_catalog_ensure_table(d->cat, db, table, &info, eb);
+        if (rc == TARN_OK) rc = table_open(d, &info, &t, eb);
+        if (rc == TARN_OK && (rc = table_add_locked(d, t))) {
+            tarn_stream_close(t->stream);
+            free(t);
+            t = NULL;
+            tarn_errbuf_set(eb, rc, "too many tables (limit %d)", DELIVERY_MAX_TABLES);
+        }
+        tarn_table_info_free(&info);
+        if (rc == TARN_OK) tarn_log_info(LOG, "created table %s.%s", db, table);
+    }
+    pthread_mutex_unlock(&d->mu);
+    if (rc == TARN_OK) *out = t;
+    return rc;
+}
+
+int tarn_table_append(tarn_delivery *d, tarn_table *t, const tarn_record *recs, size_t n, int64_t *first_seq,
+                      int64_t *last_seq, tarn_errbuf *eb)
+{
+    int rc = tarn_stream_append(t->stream, recs, n, tarn_now_us(), first_seq, last_seq, eb);
+    if (rc == TARN_EIO) {
+        pthread_mutex_lock(&d->mu);
+        d->failed = 1;
+        pthread_mutex_unlock(&d->mu);
+        tarn_log_error(LOG, "%s.%s: durable log failed, no longer acknowledging: %s", t->db, t->name,
+                       eb ? eb->msg : "");
+    }
+    return rc;
+}
+
+int tarn_delivery_failed(tarn_delivery *d)
+{
+    pthread_mutex_lock(&d->mu);
+    int f = d->failed;
+    pthread_mutex_unlock(&d->mu);
+    return f;
+}
+
+/* --------------------------------------------------------------- staging */
+
+/* Writes one record as an NDJSON line of the processed input: the record's
+ * object with "_ingested_at" and "_seq" added before its closing brace. The
+ * ingest API guarantees the record is one valid JSON object whose top-level
+ * keys are not these names; a raw newline can only be whitespace there. */
+static int stage_processed_line(FILE *f, const char *data, size_t len, int64_t seq, const char *ts)
+{
+    size_t end = len;
+    while (end > 0 && data[end - 1] != '}') end--;
+    if (end == 0) return TARN_ECORRUPT;
+    size_t inner = end - 1; /* index of the closing brace */
+    size_t k = inner;
+    while (k > 0 && (data[k - 1] == ' ' || data[k - 1] == '\t' || data[k - 1] == '\n' || data[k - 1] == '\r')) k--;
+    int empty = k > 0 && data[k - 1] == '{';
+    for (size_t i = 0; i < inner; i++) {
+        char c = data[i];
+        if (c == '\n' || c == '\r') c = ' ';
+        if (putc(c, f) == EOF) return TARN_EIO;
+    }
+    if (fprintf(f, "%s\"_ingested_at\":\"%s\",\"_seq\":%lld}\n", empty ? "" : ",", ts, (long long)seq) < 0)
+        return TARN_EIO;
+    return TARN_OK;
+}
+
+static int stage_raw_line(gzFile g, const char *data, size_t len)
+{
+    /* Raw zone: the record as received, on one line. */
+    size_t start = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] != '\n' && data[i] != '\r') continue;
+        if (i > start && gzwrite(g, data + start, (unsigned)(i - start)) <= 0) return TARN_EIO;
+        if (gzputc(g, ' ') < 0) return TARN_EIO;
+        start = i + 1;
+    }
+    if (len > start && gzwrite(g, data + start, (unsigned)(len - start)) <= 0) return TARN_EIO;
+    return gzputc(g, '\n') < 0 ? TARN_EIO : TARN_OK;
+}
+
+static batch_part *batch_part_get(batch_part **parts, size_t *nparts, const char *date, const char *dir,
+                                  tarn_errbuf *eb)
+{
+    for (size_t i = 0; i < *nparts; i++)
+        if (strcmp((*parts)[i].date, date) == 0) return &(*parts)[i];
+    batch_part *n = realloc(*parts, (*nparts + 1) * sizeof *n);
+    if (!n) return NULL;
+    *parts = n;
+    batch_part *p = &n[(*nparts)++];
+    memset(p, 0, sizeof *p);
+    memcpy(p->date, date, 11);
+    snprintf(p->ndjson_path, sizeof p->ndjson_path, "%s/%s.ndjson", dir, date);
+    snprintf(p->raw_path, sizeof p->raw_path, "%s/%s.json.gz", dir, date);
+    p->ndjson = fopen(p->ndjson_path, "wb");
+    p->raw = gzopen(p->raw_path, "wb6");
+    if (!p->ndjson || !p->raw) {
+        tarn_errbuf_set(eb, TARN_EIO, "cannot create staging files in %s: %s", dir, strerror(errno));
+        return NULL;
+    }
+    return p;
+}
+
+static void batch_parts_free(batch_part *parts, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (parts[i].ndjson) fclose(parts[i].ndjson);
+        if (parts[i].raw) gzclose(parts[i].raw);
+    }
+    free(parts);
+}
+
+/* Closes a part's staging files, flushing everything to disk. */
+static int batch_part_finish(batch_part *p, tarn_errbuf *eb)
+{
+    int rc = TARN_OK;
+    if (p->ndjson) {
+        if (fflush(p->ndjson) != 0 || fclose(p->ndjson) != 0) rc = tarn_errbuf_set(eb, TARN_EIO, "write %s failed", p->ndjson_path);
+        p->ndjson = NULL;
+    }
+    if (p->raw) {
+        if (gzclose(p->raw) != Z_OK && rc == TARN_OK) rc = tarn_errbuf_set(eb, TARN_EIO, "write %s failed", p->raw_path);
+        p->raw = NULL;
+    }
+    if (rc == TARN_OK) rc = tarn_fsync_path(p->raw_path, eb);
+    return rc;
+}
+
+/* ------------------------------------------------------------- publishing */
+
+/* Moves a staged file to its lake path (creating directories) and fsyncs
+ * the directories on the way, so the rename survives a crash. */
+static int lake_install(tarn_delivery *d, const char *staged, const char *rel, tarn_errbuf *eb)
+{
+    char dst[PATH_MAX], dir[PATH_MAX];
+    if (snprintf(dst, sizeof dst, "%s/%s", d->lake_dir, rel) >= (int)sizeof dst)
+        return tarn_errbuf_set(eb, TARN_EINVAL, "lake path too long: %s", rel);
+    snprintf(dir, sizeof dir, "%s", dst);
+    *strrchr(dir, '/') = '\0';
+    int rc = tarn_mkdir_p(dir, eb);
+    if (rc) return rc;
+    if ((rc = tarn_fsync_path(staged, eb))) return rc;
+    if (rename(staged, dst) != 0)
+        return tarn_errbuf_set(eb, TARN_EIO, "rename %s -> %s: %s", staged, dst, strerror(errno));
+    /* The partition dir, then its parents up to the lake root: each may be new. */
+    for (;;) {
+        if ((rc = tarn_fsync_dir(dir, eb))) return rc;
+        char *slash = strrchr(dir, '/');
+        if (!slash || strlen(dir) <= strlen(d->lake_dir)) break;
+        *slash = '\0';
+    }
+    return TARN_OK;
+}
+
+static int64_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (int64_t)st.st_size : 0;
+}
+
+static void table_fail(tarn_delivery *d, tarn_table *t, int rc, const char *msg)
+{
+    pthread_mutex_lock(&d->mu);
+    t->failures++;
+    t->last_error_code = rc;
+    snprintf(t->last_error, sizeof t->last_error, "%s", msg);
+    t->retry_delay_ms = t->retry_delay_ms ? t->retry_delay_ms * 2 : DELIVERY_RETRY_MIN_MS;
+    if (t->retry_delay_ms > DELIVERY_RETRY_MAX_MS) t->retry_delay_ms = DELIVERY_RETRY_MAX_MS;
+    t->retry_at_ms = tarn_mono_ms() + t->retry_delay_ms;
+    pthread_cond_broadcast(&d->done);
+    pthread_mutex_unlock(&d->mu);
+    tarn_log_error(LOG, "%s.%s: delivery failed (retrying in %lld ms): %s", t->db, t->name,
+                   (long long)t->retry_delay_ms, msg);
+}
+
+/* Infers the batch schema, widens the table's, and writes one Parquet file
+ * per part into staging. On success *cols holds the table's new schema. */
+static int batch_write_parquet(tarn_delivery *d, const tarn_table_info *info, batch_part *parts, size_t nparts,
+                               const char *dir, tarn_column **cols, size_t *ncols, tarn_errbuf *eb)
+{
+    static const char *const trailing[] = {"_ingested_at", "_seq"};
+    const char **files = calloc(nparts, sizeof *files);
+    int rc = files ? TARN_OK : TARN_ENOMEM;
+    for (size_t i = 0; files && i < nparts; i++) files[i] = parts[i].ndjson_path;
+
+    /* DuckDB infers from a sample; a value outside it that does not fit the
+     * inferred type fails the write, so the second attempt reads everything. */
+    for (int full = 0; rc == TARN_OK && full < 2; full++) {
+        tarn_column *inferred = NULL;
+        size_t ninferred = 0;
+        tarn_columns_free(*cols, *ncols);
+        *cols = NULL;
+        *ncols = 0;
+        rc = tarn_writer_infer(d->writer, files, nparts, full, &inferred, &ninferred, eb);
+        if (rc == TARN_OK)
+            rc = tarn_columns_merge(info->columns, info->ncolumns, inferred, ninferred, trailing, 2, cols, ncols, eb);
+        tarn_columns_free(inferred, ninferred);
+        for (size_t i = 0; rc == TARN_OK && i < nparts; i++) {
+            char out[PATH_MAX];
+            snprintf(out, sizeof out, "%s/%s.parquet", dir, parts[i].date);
+            int64_t rows = 0;
+            rc = tarn_writer_ndjson_to_parquet(d->writer, parts[i].ndjson_path, *cols, *ncols, out, &rows, eb);
+            if (rc == TARN_OK && rows != parts[i].rows)
+                rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "parquet for %s has %lld rows, expected %lld", parts[i].date,
+                                     (long long)rows, (long long)parts[i].rows);
+        }
+        if (rc == TARN_OK || full) break;
+        tarn_log_warn(LOG, "%s.%s: write with sampled schema failed (%s); inferring from every record", info->db,
+                      info->name, eb->msg);
+        rc = TARN_OK;
+    }
+    free(files);
+    return rc;
+}
+
+/* Delivers the records after t's checkpoint, up to upto_seq and at most one
+ * buffer's worth. Called by the worker without d->mu. *delivered receives the
+ * new checkpoint. */
+static int table_deliver(tarn_delivery *d, tarn_table *t, int64_t from_seq, int64_t upto_seq, int64_t *delivered,
+                         tarn_errbuf *eb)
+{
+    char dir[PATH_MAX];
+    tarn_table_info info;
+    memset(&info, 0, sizeof info);
+    tarn_stream_reader *r = NULL;
+    batch_part *parts = NULL;
+    size_t nparts = 0;
+    tarn_column *cols = NULL;
+    size_t ncols = 0;
+    tarn_file *files = NULL;
+    size_t nfiles = 0;
+    int64_t last = from_seq, bytes = 0;
+    int rc;
+
+    snprintf(dir, sizeof dir, "%s/%s.%s.%lld", d->staging_dir, t->db, t->name, (long long)from_seq + 1);
+    tarn_rm_rf(dir);
+    if ((rc = tarn_mkdir_p(dir, eb))) goto out;
+    if ((rc = tarn_catalog_get_table(d->cat, t->db, t->name, &info, eb))) goto out;
+    if ((rc = tarn_stream_reader_open(t->stream, from_seq, &r, eb))) goto out;
+
+    /* 1-2: read the batch and stage it per ingest date. */
+    for (;;) {
+        int64_t seq, ts;
+        const char *data;
+        size_t len;
+        int more = tarn_stream_reader_next(r, &seq, &ts, &data, &len, eb);
+        if (more < 0) {
+            rc = more;
+            goto out;
+        }
+        if (!more || seq > upto_seq) break;
+        char date[11], stamp[32];
+        tarn_format_date(ts, date);
+        tarn_format_timestamp(ts, stamp);
+        batch_part *p = batch_part_get(&parts, &nparts, date, dir, eb);
+        if (!p) {
+            rc = eb->msg[0] ? TARN_EIO : TARN_ENOMEM;
+            goto out;
+        }
+        if (!p->rows) p->first_seq = seq;
+        p->last_seq = seq;
+        p->rows++;
+        if ((rc = stage_processed_line(p->ndjson, data, len, seq, stamp)) || (rc = stage_raw_line(p->raw, data, len))) {
+            tarn_errbuf_set(eb, rc, "staging record %lld failed", (long long)seq);
+            goto out;
+        }
+        last = seq;
+        bytes += (int64_t)len;
+        if ((size_t)bytes >= d->opts.buffer_size) break;
+    }
+    tarn_stream_reader_close(r);
+    r = NULL;
+    if (nparts == 0) {
+        *delivered = from_seq;
+        goto out;
+    }
+    for (size_t i = 0; i < nparts; i++)
+        if ((rc = batch_part_finish(&parts[i], eb))) goto out;
+
+    /* 3: schema and Parquet. */
+    if ((rc = batch_write_parquet(d, &info, parts, nparts, dir, &cols, &ncols, eb))) goto out;
+
+    /* 4: into the lake. */
+    files = calloc(nparts * 2, sizeof *files);
+    if (!files) {
+        rc = TARN_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < nparts; i++) {
+        batch_part *p = &parts[i];
+        tarn_buf seg;
+        tarn_buf_init(&seg, 4096);
+        tarn_partition_segment(&seg, "ingestion_date", p->date, strlen(p->date));
+        for (int zone = 0; zone < 2; zone++) {
+            char rel[PATH_MAX], staged[PATH_MAX];
+            const char *zname = zone == 0 ? "processed" : "raw";
+            snprintf(rel, sizeof rel, "%s/%s/%s/%s/%lld-%lld.%s", zname, t->db, t->name, seg.data,
+                     (long long)p->first_seq, (long long)p->last_seq, zone == 0 ? "parquet" : "json.gz");
+            if (zone == 0) snprintf(staged, sizeof staged, "%s/%s.parquet", dir, p->date);
+            else snprintf(staged, sizeof staged, "%s", p->raw_path);
+            int64_t size = file_size(staged);
+            if ((rc = lake_install(d, staged, rel, eb))) {
+                tarn_buf_free(&seg);
+                goto out;
+            }
+            tarn_file *f = &files[nfiles++];
+            f->path = strdup(rel);
+            f->zone = strdup(zname);
+            f->partition = strdup(seg.data);
+            f->first_seq = p->first_seq;
+            f->last_seq = p->last_seq;
+            f->rows = p->rows;
+            f->bytes = size;
+            if (!f->path || !f->zone || !f->partition) {
+                rc = TARN_ENOMEM;
+                tarn_buf_free(&seg);
+                goto out;
+            }
+        }
+        tarn_buf_free(&seg);
+    }
+
+    /* 5: publish files, schema and checkpoint together. */
+    int schema_changed = !tarn_columns_equal(info.columns, info.ncolumns, cols, ncols);
+    rc = tarn_catalog_publish(d->cat, t->id, schema_changed ? cols : NULL, schema_changed ? ncols : 0, files, nfiles,
+                              last, eb);
+    if (rc) goto out;
+    *delivered = last;
+    if (schema_changed) tarn_log_info(LOG, "%s.%s: schema now has %zu columns", t->db, t->name, ncols);
+    tarn_errbuf qeb = {{0}};
+    if (tarn_query_refresh_table(d->qe, t->db, t->name, &qeb))
+        tarn_log_error(LOG, "%s.%s: refreshing the query view failed: %s", t->db, t->name, qeb.msg);
+    if (tarn_stream_trim(t->stream, last, &qeb))
+        tarn_log_warn(LOG, "%s.%s: trimming the log failed: %s", t->db, t->name, qeb.msg);
+out:
+    if (r) tarn_stream_reader_close(r);
+    batch_parts_free(parts, nparts);
+    tarn_columns_free(cols, ncols);
+    if (files) tarn_files_free(files, nfiles);
+    tarn_table_info_free(&info);
+    tarn_rm_rf(dir);
+    return rc;
+}
+
+/* ------------------------------------------------------------ compaction */
+
+static int compact_group(tarn_delivery *d, tarn_table *t, const tarn_table_info *info, tarn_file *group, size_t n,
+                         tarn_errbuf *eb)
+{
+    const char **paths = calloc(n, sizeof *paths);
+    const char **rels = calloc(n, sizeof *rels);
+    char **abs = calloc(n, sizeof *abs);
+    int rc = paths && rels && abs ? TARN_OK : TARN_ENOMEM;
+    int64_t first = INT64_MAX, lastseq = 0, bytes_in = 0;
+    for (size_t i = 0; rc == TARN_OK && i < n; i++) {
+        if (asprintf(&abs[i], "%s/%s", d->lake_dir, group[i].path) < 0) {
+            abs[i] = NULL;
+            rc = TARN_ENOMEM;
+            break;
+        }
+        paths[i] = abs[i];
+        rels[i] = group[i].path;
+        if (group[i].first_seq < first) first = group[i].first_seq;
+        if (group[i].last_seq > lastseq) lastseq = group[i].last_seq;
+        bytes_in += group[i].bytes;
+    }
+    char staged[PATH_MAX], rel[PATH_MAX];
+    snprintf(staged, sizeof staged, "%s/compact-%lld-%lld.parquet", d->staging_dir, (long long)first, (long long)lastseq);
+    snprintf(rel, sizeof rel, "processed/%s/%s/%s/%lld-%lld.parquet", t->db, t->name, group[0].partition,
+             (long long)first, (long long)lastseq);
+    int64_t rows = 0;
+    if (rc == TARN_OK)
+        rc = tarn_writer_merge_parquet(d->writer, paths, n, info->columns, info->ncolumns, staged, &rows, eb);
+    int64_t want = 0;
+    for (size_t i = 0; i < n; i++) want += group[i].rows;
+    if (rc == TARN_OK && rows != want)
+        rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "compacted file has %lld rows, expected %lld", (long long)rows,
+                             (long long)want);
+    int64_t size = rc == TARN_OK ? file_size(staged) : 0;
+    if (rc == TARN_OK) rc = lake_install(d, staged, rel, eb);
+    if (rc == TARN_OK) {
+        tarn_file nf = {rel, "processed", group[0].partition, first, lastseq, rows, size, info->schema_version, 0};
+        rc = tarn_catalog_replace_files(d->cat, t->id, rels, n, &nf, eb);
+        if (rc) {
+            char dst[PATH_MAX];
+            snprintf(dst, sizeof dst, "%s/%s", d->lake_dir, rel);
+            unlink(dst);
+        }
+    }
+    if (rc == TARN_OK) {
+        tarn_log_info(LOG, "%s.%s: compacted %zu files (%lld bytes) into %s (%lld bytes)", t->db, t->name, n,
+                      (long long)bytes_in, rel, (long long)size);
+        tarn_errbuf qeb = {{0}};
+        if (tarn_query_refresh_table(d->qe, t->db, t->name, &qeb))
+            tarn_log_error(LOG, "%s.%s: refreshing the query view failed: %s", t->db, t->name, qeb.msg);
+    }
+    unlink(staged);
+    for (size_t i = 0; abs && i < n; i++) free(abs[i]);
+    free(abs);
+    free(paths);
+    free(rels);
+    return rc;
+}
+
+/* Compacts the small Parquet files of each partition of t: runs of files,
+ * in sequence order, each run adding up to at most the target size. */
+static void table_compact(tarn_delivery *d, tarn_table *t)
+{
+    tarn_errbuf eb = {{0}};
+    tarn_table_info info;
+    memset(&info, 0, sizeof info);
+    tarn_file *files = NULL;
+    size_t n = 0;
+    if (tarn_catalog_get_table(d->cat, t->db, t->name, &info, &eb) ||
+        tarn_catalog_live_files(d->cat, t->id, "processed", &files, &n, &eb))
+        goto out;
+    /* live_files is ordered by path, so a partition's files are adjacent. */
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && strcmp(files[j].partition, files[i].partition) == 0) j++;
+        /* Files of this partition: [i, j). Sort small ones by first_seq. */
+        size_t nsmall = 0;
+        tarn_file *small = calloc(j - i, sizeof *small);
+        if (!small) goto out;
+        for (size_t k = i; k < j; k++)
+            if ((size_t)files[k].bytes < d->opts.compact_target / 2) small[nsmall++] = files[k];
+        for (size_t a = 1; a < nsmall; a++)
+            for (size_t b = a; b > 0 && small[b - 1].first_seq > small[b].first_seq; b--) {
+                tarn_file tmp = small[b];
+                small[b] = small[b - 1];
+                small[b - 1] = tmp;
+            }
+        if (nsmall >= (size_t)d->opts.compact_min_files) {
+            size_t start = 0;
+            while (start < nsmall) {
+                size_t end = start;
+                int64_t sum = 0;
+                while (end < nsmall && (end == start || sum + small[end].bytes <= (int64_t)d->opts.compact_target))
+                    sum += small[end++].bytes;
+                if (end - start >= 2 && compact_group(d, t, &info, small + start, end - start, &eb))
+                    tarn_log_error(LOG, "%s.%s: compaction failed: %s", t->db, t->name, eb.msg);
+                start = end;
+            }
+        }
+        free(small); /* its entries alias files[], freed below */
+        i = j;
+    }
+out:
+    tarn_files_free(files, n);
+    tarn_table_info_free(&info);
+}
+
+/* Deletes files replaced longer than the grace period ago (before_ms) and
+ * forgets them. */
+static void lake_delete_retired(tarn_delivery *d, int64_t before_ms)
+{
+    tarn_errbuf eb = {{0}};
+    tarn_file *files = NULL;
+    size_t n = 0;
+    if (tarn_catalog_retired_before(d->cat, before_ms, &files, &n, &eb)) {
+        tarn_log_error(LOG, "listing replaced files failed: %s", eb.msg);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", d->lake_dir, files[i].path);
+        if (unlink(path) != 0 && errno != ENOENT) {
+            tarn_log_warn(LOG, "cannot delete %s: %s", path, strerror(errno));
+            continue;
+        }
+        tarn_catalog_forget_file(d->cat, files[i].path, &eb);
+    }
+    tarn_files_free(files, n);
+}
+
+/* ---------------------------------------------------------- start sweep */
+
+static int path_listed(const tarn_file *files, size_t n, const char *rel)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(files[i].path, rel) == 0) return 1;
+    return 0;
+}
+
+/* Removes files under lake/<rel_dir> that the catalog does not list. */
+static void lake_sweep_dir(tarn_delivery *d, const char *rel_dir, const tarn_file *files, size_t n)
+{
+    char abs[PATH_MAX];
+    snprintf(abs, sizeof abs, "%s/%s", d->lake_dir, rel_dir);
+    DIR *dir = opendir(abs);
+    if (!dir) return;
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char rel[PATH_MAX], child[PATH_MAX];
+        snprintf(rel, sizeof rel, "%s/%s", rel_dir, e->d_name);
+        snprintf(child, sizeof child, "%s/%s", d->lake_dir, rel);
+        struct stat st;
+        if (lstat(child, &st) != 0) continue;
+        if (S_ISDIR(st.st_mode)) {
+            lake_sweep_dir(d, rel, files, n);
+        } else if (!path_listed(files, n, rel)) {
+            tarn_log_warn(LOG, "removing %s: no catalog entry (left by an interrupted delivery)", rel);
+            unlink(child);
+        }
+    }
+    closedir(dir);
+}
+
+static int delivery_recover(tarn_delivery *d, tarn_errbuf *eb)
+{
+    tarn_table_info *infos = NULL;
+    size_t n = 0;
+    tarn_rm_rf(d->staging_dir);
+    int rc = tarn_mkdir_p(d->staging_dir, eb);
+    if (rc) return rc;
+    /* No query runs yet, so replaced files can go now. */
+    lake_delete_retired(d, INT64_MAX);
+    if ((rc = tarn_catalog_list_tables(d->cat, &infos, &n, eb))) return rc;
+    for (size_t i = 0; i < n && rc == TARN_OK; i++) {
+        tarn_file *files = NULL;
+        size_t nf = 0;
+        if ((rc = tarn_catalog_live_files(d->cat, infos[i].id, NULL, &files, &nf, eb))) break;
+        for (int zone = 0; zone < 2; zone++) {
+            char rel[PATH_MAX];
+            snprintf(rel, sizeof rel, "%s/%s/%s", zone ? "raw" : "processed", infos[i].db, infos[i].name);
+            lake_sweep_dir(d, rel, files, nf);
+        }
+        tarn_files_free(files, nf);
+        tarn_table *t = NULL;
+        if ((rc = table_open(d, &infos[i], &t, eb))) break;
+        if ((rc = table_add_locked(d, t))) {
+            tarn_stream_close(t->stream);
+            free(t);
+        }
+    }
+    tarn_table_infos_free(infos, n);
+    return rc;
+}
+
+/* ----------------------------------------------------------------- worker */
+
+/* Picks a table that is due for delivery, or NULL. Called with d->mu. */
+static tarn_table *worker_pick_locked(tarn_delivery *d, int64_t now, int64_t *from, int64_t *upto, int64_t *bytes)
+{
+    for (size_t i = 0; i < d->ntables; i++) {
+        tarn_table *t = d->tables[i];
+        int64_t durable, total;
+        tarn_stream_stats(t->stream, &durable, &total);
+        if (durable <= t->delivered_seq) {
+            t->pending_since_ms = 0;
+            continue;
+        }
+        if (!t->pending_since_ms) t->pending_since_ms = now;
+        int due = d->stopping || t->flush_target > t->delivered_seq ||
+                  total - t->bytes_mark >= (int64_t)d->opts.buffer_size ||
+                  now - t->pending_since_ms >= d->opts.buffer_interval_ms;
+        if (!due || now < t->retry_at_ms) continue;
+        *from = t->delivered_seq;
+        *upto = durable;
+        *bytes = total;
+        return t;
+    }
+    return NULL;
+}
+
+static void *worker_main(void *arg)
+{
+    tarn_delivery *d = arg;
+    pthread_mutex_lock(&d->mu);
+    for (;;) {
+        int64_t now = tarn_mono_ms(), from = 0, upto = 0, bytes = 0;
+        tarn_table *t = worker_pick_locked(d, now, &from, &upto, &bytes);
+        if (t) {
+            pthread_mutex_unlock(&d->mu);
+            tarn_errbuf eb = {{0}};
+            int64_t delivered = from;
+            int rc = table_deliver(d, t, from, upto, &delivered, &eb);
+            if (rc) {
+                table_fail(d, t, rc, eb.msg[0] ? eb.msg : tarn_err_message(rc));
+                pthread_mutex_lock(&d->mu);
+                /* Give up on a stop only after a few tries: the records stay in
+                 * the log and are delivered at the next start. */
+                if (d->stopping && t->failures >= 3) t->retry_at_ms = INT64_MAX;
+                continue;
+            }
+            pthread_mutex_lock(&d->mu);
+            t->delivered_seq = delivered;
+            t->bytes_mark = bytes;
+            t->retry_delay_ms = 0;
+            t->retry_at_ms = 0;
+            t->last_error_code = 0;
+            t->last_error[0] = '\0';
+            if (delivered >= upto) t->pending_since_ms = 0;
+            pthread_cond_broadcast(&d->done);
+            continue;
+        }
+        if (d->stopping) break;
+        if (now - d->last_maintenance_ms >= d->opts.compact_interval_ms) {
+            d->last_maintenance_ms = now;
+            size_t n = d->ntables;
+            tarn_table **snapshot = malloc((n ? n : 1) * sizeof *snapshot);
+            if (snapshot) memcpy(snapshot, d->tables, n * sizeof *snapshot);
+            pthread_mutex_unlock(&d->mu);
+            for (size_t i = 0; snapshot && i < n; i++) table_compact(d, snapshot[i]);
+            free(snapshot);
+            lake_delete_retired(d, tarn_now_ms() - d->opts.compact_grace_ms);
+            pthread_mutex_lock(&d->mu);
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&d->work, &d->mu, &ts);
+    }
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+int tarn_delivery_flush(tarn_delivery *d, tarn_table *t, int64_t timeout_ms, int64_t *delivered_seq, tarn_errbuf *eb)
+{
+    int64_t target, bytes;
+    tarn_stream_stats(t->stream, &target, &bytes);
+    int64_t deadline = tarn_mono_ms() + timeout_ms;
+    int rc = TARN_OK;
+    pthread_mutex_lock(&d->mu);
+    int64_t failures = t->failures;
+    if (t->flush_target < target) t->flush_target = target;
+    t->retry_at_ms = 0; /* a flush retries a failed delivery at once */
+    pthread_cond_signal(&d->work);
+    while (t->delivered_seq < target) {
+        if (t->failures != failures) {
+            rc = tarn_errbuf_set(eb, t->last_error_code ? t->last_error_code : TARN_EIO, "delivery failed: %s",
+                                 t->last_error);
+            break;
+        }
+        int64_t left = deadline - tarn_mono_ms();
+        if (left <= 0) {
+            rc = tarn_errbuf_set(eb, TARN_ETIMEOUT, "flush of %s.%s timed out", t->db, t->name);
+            break;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t wait = left < 100 ? left : 100;
+        ts.tv_nsec += wait * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&d->done, &d->mu, &ts);
+    }
+    if (delivered_seq) *delivered_seq = t->delivered_seq;
+    pthread_mutex_unlock(&d->mu);
+    return rc;
+}
+
+int tarn_delivery_status_json(tarn_delivery *d, tarn_buf *out)
+{
+    pthread_mutex_lock(&d->mu);
+    int rc = tarn_buf_append_char(out, '[');
+    for (size_t i = 0; i < d->ntables && !rc; i++) {
+        tarn_table *t = d->tables[i];
+        int64_t durable, bytes;
+        tarn_stream_stats(t->stream, &durable, &bytes);
+        if (i) rc = tarn_buf_append_char(out, ',');
+        if (!rc) rc = tarn_buf_append_str(out, "{\"database\":");
+        if (!rc) rc = tarn_buf_append_json_str(out, t->db, strlen(t->db));
+        if (!rc) rc = tarn_buf_append_str(out, ",\"name\":");
+        if (!rc) rc = tarn_buf_append_json_str(out, t->name, strlen(t->name));
+        if (!rc)
+            rc = tarn_buf_printf(out, ",\"durable_seq\":%lld,\"delivered_seq\":%lld,\"pending_records\":%lld,\"last_error\":",
+                                 (long long)durable, (long long)t->delivered_seq,
+                                 (long long)(durable - t->delivered_seq));
+        if (!rc) rc = t->last_error[0] ? tarn_buf_append_json_str(out, t->last_error, strlen(t->last_error))
+                                       : tarn_buf_append_str(out, "null");
+        if (!rc) rc = tarn_buf_append_char(out, '}');
+    }
+    if (!rc) rc = tarn_buf_append_char(out, ']');
+    pthread_mutex_unlock(&d->mu);
+    return rc;
+}
+
+/* ------------------------------------------------------------ open/close */
+
+int tarn_delivery_open(const tarn_delivery_opts *opts, tarn_catalog *cat, tarn_query_engine *qe, tarn_delivery **out,
+                       tarn_errbuf *eb)
+{
+    tarn_delivery *d = calloc(1, sizeof *d);
+    if (!d) return TARN_ENOMEM;
+    d->opts = *opts;
+    d->cat = cat;
+    d->qe = qe;
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_cond_init(&d->work, NULL);
+    pthread_cond_init(&d->done, NULL);
+    snprintf(d->data_dir, sizeof d->data_dir, "%s", opts->data_dir);
+    snprintf(d->lake_dir, sizeof d->lake_dir, "%s/lake", opts->data_dir);
+    snprintf(d->staging_dir, sizeof d->staging_dir, "%s/staging", opts->data_dir);
+    snprintf(d->stream_dir, sizeof d->stream_dir, "%s/stream", opts->data_dir);
+    d->last_maintenance_ms = tarn_mono_ms();
+    int rc = tarn_mkdir_p(d->lake_dir, eb);
+    if (!rc) rc = tarn_mkdir_p(d->stream_dir, eb);
+    if (!rc) rc = tarn_writer_open(d->staging_dir, d->lake_dir, opts->duckdb_threads, opts->memory_limit, &d->writer, eb);
+    if (!rc) rc = tarn_mkdir_p(d->staging_dir, eb);
+    if (!rc) rc = delivery_recover(d, eb);
+    if (!rc && pthread_create(&d->worker, NULL, worker_main, d) != 0)
+        rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "cannot start the delivery thread");
+    if (rc) {
+        tarn_delivery_close(d);
+        return rc;
+    }
+    d->worker_started = 1;
+    *out = d;
+    return TARN_OK;
+}
+
+void tarn_delivery_close(tarn_delivery *d)
+{
+    if (!d) return;
+    if (d->worker_started) {
+        pthread_mutex_lock(&d->mu);
+        d->stopping = 1;
+        pthread_cond_signal(&d->work);
+        pthread_mutex_unlock(&d->mu);
+        pthread_join(d->worker, NULL);
+    }
+    for (size_t i = 0; i < d->ntables; i++) {
+        tarn_table *t = d->tables[i];
+        if (t->delivered_seq > 0) {
+            int64_t durable, bytes;
+            tarn_stream_stats(t->stream, &durable, &bytes);
+            if (durable > t->delivered_seq)
+                tarn_log_warn(LOG, "%s.%s: %lld records stay in the log for the next start", t->db, t->name,
+                              (long long)(durable - t->delivered_seq));
+        }
+        tarn_stream_close(t->stream);
+        free(t);
+    }
+    free(d->tables);
+    tarn_writer_close(d->writer);
+    pthread_cond_destroy(&d->work);
+    pthread_cond_destroy(&d->done);
+    pthread_mutex_destroy(&d->mu);
+    free(d);
+}

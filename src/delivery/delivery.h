@@ -1,0 +1,81 @@
+/* delivery.h - from the durable log to the lake (Firehose's job).
+ *
+ * The delivery owns the live tables: each has its stream (durable log) and a
+ * delivery checkpoint (the catalog's delivered_seq). One worker thread
+ * watches every table and delivers a batch when the records past the
+ * checkpoint reach the buffer size, when the oldest of them has waited the
+ * buffer interval, or when a flush asks for it:
+ *
+ *   1. read the batch from the log, group it by UTC ingest date;
+ *   2. stage, outside the lake, per date: NDJSON with _ingested_at and _seq
+ *      added (input of the Parquet writer) and the records as received as
+ *      gzip NDJSON (the raw zone);
+ *   3. infer the batch's schema with DuckDB and widen the table's schema
+ *      (schema.h); write one Snappy Parquet file per date with that schema;
+ *   4. fsync, rename into lake/{processed,raw}/<db>/<table>/ingestion_date=D/
+ *      as <first>-<last>.parquet / .json.gz (names derive from the sequence
+ *      range, so a replay after a crash writes the same names);
+ *   5. publish the files, the schema and the new checkpoint in one catalog
+ *      transaction, refresh the query view, then delete log segments that
+ *      are entirely delivered.
+ * When idle it compacts small Parquet files of a partition into files of the
+ * target size (one catalog transaction swaps them) and deletes replaced files
+ * after the grace period.
+ */
+#ifndef TARN_DELIVERY_H
+#define TARN_DELIVERY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "catalog/catalog.h"
+#include "common/buf.h"
+#include "common/err.h"
+#include "query/query.h"
+#include "stream/stream.h"
+
+typedef struct tarn_delivery tarn_delivery;
+typedef struct tarn_table tarn_table;
+
+typedef struct tarn_delivery_opts {
+    const char *data_dir;        /* absolute path of DATA */
+    size_t buffer_size;          /* deliver once this many bytes wait; also the batch cap */
+    int64_t buffer_interval_ms;  /* ... or once the oldest waiting record is this old */
+    size_t segment_size;         /* log segment size */
+    size_t max_record;           /* largest record the log accepts */
+    size_t compact_target;       /* compacted file size */
+    int compact_min_files;       /* compact a partition once it has this many small files */
+    int64_t compact_grace_ms;    /* replaced files are deleted after this */
+    int64_t compact_interval_ms; /* how often to look for compaction work */
+    int duckdb_threads;          /* 0 = DuckDB's default */
+    const char *memory_limit;    /* DuckDB memory_limit or NULL */
+} tarn_delivery_opts;
+
+/* Opens every catalog table's stream (recovering it), cleans staging and
+ * removes lake files no catalog entry references (left by a crash between
+ * rename and publish), then starts the worker. The catalog and the query
+ * engine must outlive the delivery. */
+int tarn_delivery_open(const tarn_delivery_opts *opts, tarn_catalog *cat, tarn_query_engine *qe, tarn_delivery **out,
+                       tarn_errbuf *eb);
+/* Stops the worker after delivering everything acknowledged, closes the
+ * streams and frees everything. */
+void tarn_delivery_close(tarn_delivery *d);
+
+/* Finds a table; with create != 0 creates it (catalog entry and stream) on
+ * first use. The handle lives as long as the delivery. TARN_ENOTFOUND. */
+int tarn_delivery_table(tarn_delivery *d, const char *db, const char *table, int create, tarn_table **out,
+                        tarn_errbuf *eb);
+/* Appends records to the table's log and returns once they are durable (see
+ * tarn_stream_append). */
+int tarn_table_append(tarn_delivery *d, tarn_table *t, const tarn_record *recs, size_t n, int64_t *first_seq,
+                      int64_t *last_seq, tarn_errbuf *eb);
+/* Delivers everything acknowledged so far and returns once it is published
+ * (or the delivery failed: its error, or TARN_ETIMEOUT). */
+int tarn_delivery_flush(tarn_delivery *d, tarn_table *t, int64_t timeout_ms, int64_t *delivered_seq, tarn_errbuf *eb);
+/* Non-zero once a log failed to fsync: the server must stop. */
+int tarn_delivery_failed(tarn_delivery *d);
+/* {"database","name","durable_seq","delivered_seq","pending_records","last_error"} per table, as a JSON
+ * array appended to out. */
+int tarn_delivery_status_json(tarn_delivery *d, tarn_buf *out);
+
+#endif

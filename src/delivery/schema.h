@@ -1,0 +1,81 @@
+/* schema.h - column types and how they widen.
+ *
+ * Types are DuckDB type text ("BIGINT", "STRUCT(\"x\" DOUBLE)", "VARCHAR[]").
+ * What DuckDB's JSON reader infers is first normalized to the small set of
+ * types Tarn stores, then merged with the catalog's current type by these
+ * rules, so a column only ever widens and older files stay readable:
+ *
+ *   normalize: TINYINT..BIGINT, UTINYINT..UINTEGER  -> BIGINT
+ *              UBIGINT, HUGEINT, FLOAT, DECIMAL     -> DOUBLE
+ *              JSON (a field seen only as null, or with mixed kinds of
+ *              values in one batch), MAP (objects with no usable keys,
+ *              e.g. {}) and any other type           -> VARCHAR
+ *   merge:     T u T = T
+ *              BIGINT u DOUBLE = DOUBLE
+ *              DATE u TIMESTAMP = TIMESTAMP
+ *              STRUCT u STRUCT = every field of both (the older ones first,
+ *                                new ones appended), each field merged
+ *              LIST(a) u LIST(b) = LIST(a u b)
+ *              anything else (scalar u VARCHAR, BOOLEAN u number,
+ *              STRUCT u LIST, nested u scalar) = VARCHAR
+ *
+ * A value of a narrower type converts to the wider one: numbers to their
+ * text, nested values to their JSON text.
+ */
+#ifndef TARN_SCHEMA_H
+#define TARN_SCHEMA_H
+
+#include <stddef.h>
+
+#include "catalog/catalog.h"
+#include "common/buf.h"
+#include "common/err.h"
+
+enum tarn_type_kind {
+    TARN_T_BOOLEAN,
+    TARN_T_BIGINT,
+    TARN_T_DOUBLE,
+    TARN_T_VARCHAR,
+    TARN_T_DATE,
+    TARN_T_TIME,
+    TARN_T_TIMESTAMP,
+    TARN_T_TIMESTAMPTZ,
+    TARN_T_UUID,
+    TARN_T_STRUCT,
+    TARN_T_LIST,
+};
+
+typedef struct tarn_type {
+    enum tarn_type_kind kind;
+    size_t nchildren;           /* STRUCT: fields; LIST: 1 (the element) */
+    char **names;               /* STRUCT field names (NULL otherwise) */
+    struct tarn_type **children;
+} tarn_type;
+
+/* Parses and normalizes DuckDB type text. *out is owned by the caller
+ * (tarn_type_free). TARN_EINVAL with a message for text it cannot parse. */
+int tarn_type_parse(const char *text, tarn_type **out, tarn_errbuf *eb);
+void tarn_type_free(tarn_type *t);
+/* Appends the DuckDB type text of t (identifiers quoted). */
+int tarn_type_format(const tarn_type *t, tarn_buf *out);
+/* The widened type of a and b (a new tree owned by the caller). */
+tarn_type *tarn_type_merge(const tarn_type *a, const tarn_type *b);
+
+/* Merges a column list inferred from a batch into the current one. Every
+ * current column keeps its place (widened if needed); columns new in the
+ * batch are appended in the batch's order; names match exactly. Columns in
+ * `trailing` (e.g. _ingested_at, _seq) are kept at the end. *out (n_out
+ * columns) is owned by the caller: free with tarn_columns_free. */
+int tarn_columns_merge(const tarn_column *current, size_t ncurrent, const tarn_column *batch, size_t nbatch,
+                       const char *const *trailing, size_t ntrailing, tarn_column **out, size_t *n_out,
+                       tarn_errbuf *eb);
+/* Non-zero if both lists are the same names and types in the same order. */
+int tarn_columns_equal(const tarn_column *a, size_t na, const tarn_column *b, size_t nb);
+void tarn_columns_free(tarn_column *c, size_t n);
+
+/* Appends "name" as a double-quoted SQL identifier / 'text' as a quoted SQL
+ * string literal, doubling embedded quotes. */
+int tarn_sql_ident(tarn_buf *out, const char *name);
+int tarn_sql_string(tarn_buf *out, const char *text);
+
+#endif

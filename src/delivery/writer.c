@@ -1,0 +1,218 @@
+/* writer.c - see writer.h. */
+#include "writer.h"
+
+#include <duckdb.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "delivery/schema.h"
+
+struct tarn_writer {
+    duckdb_database db;
+    duckdb_connection conn;
+};
+
+/* Runs SQL; on failure copies DuckDB's message into eb. If res is given the
+ * caller owns the result (duckdb_destroy_result), even on failure. */
+static int writer_exec(tarn_writer *w, const char *sql, duckdb_result *res, tarn_errbuf *eb)
+{
+    duckdb_result local;
+    duckdb_result *r = res ? res : &local;
+    int rc = TARN_OK;
+    if (duckdb_query(w->conn, sql, r) != DuckDBSuccess) {
+        const char *m = duckdb_result_error(r);
+        rc = tarn_errbuf_set(eb, TARN_EIO, "duckdb: %s", m ? m : "unknown error");
+    }
+    if (!res) duckdb_destroy_result(&local);
+    return rc;
+}
+
+int tarn_writer_open(const char *staging_dir, const char *lake_dir, int threads, const char *memory_limit,
+                     tarn_writer **out, tarn_errbuf *eb)
+{
+    tarn_writer *w = calloc(1, sizeof *w);
+    duckdb_config cfg = NULL;
+    char *err = NULL;
+    tarn_buf sql;
+    tarn_buf_init(&sql, 1 << 16);
+    int rc = TARN_OK;
+    if (!w) return TARN_ENOMEM;
+    if (duckdb_create_config(&cfg) != DuckDBSuccess) {
+        rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "duckdb: cannot create config");
+        goto fail;
+    }
+    duckdb_set_config(cfg, "autoinstall_known_extensions", "false");
+    duckdb_set_config(cfg, "autoload_known_extensions", "false");
+    duckdb_set_config(cfg, "allow_community_extensions", "false");
+    /* Insertion order is irrelevant for a batch (rows carry _seq); without it
+     * DuckDB writes faster and with about half the peak memory. */
+    duckdb_set_config(cfg, "preserve_insertion_order", "false");
+    if (duckdb_open_ext(NULL, &w->db, cfg, &err) != DuckDBSuccess) {
+        rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "duckdb open: %s", err ? err : "?");
+        duckdb_free(err);
+        goto fail;
+    }
+    if (duckdb_connect(w->db, &w->conn) != DuckDBSuccess) {
+        rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "duckdb connect failed");
+        goto fail;
+    }
+    tarn_buf_append_str(&sql, "SET allowed_directories=[");
+    tarn_sql_string(&sql, staging_dir);
+    tarn_buf_append_char(&sql, ',');
+    tarn_sql_string(&sql, lake_dir);
+    tarn_buf_append_str(&sql, "]");
+    if ((rc = writer_exec(w, sql.data, NULL, eb))) goto fail;
+    if (threads > 0) {
+        tarn_buf_reset(&sql);
+        tarn_buf_printf(&sql, "SET threads=%d", threads);
+        if ((rc = writer_exec(w, sql.data, NULL, eb))) goto fail;
+    }
+    if (memory_limit && memory_limit[0]) {
+        tarn_buf_reset(&sql);
+        tarn_buf_append_str(&sql, "SET memory_limit=");
+        tarn_sql_string(&sql, memory_limit);
+        if ((rc = writer_exec(w, sql.data, NULL, eb))) goto fail;
+    }
+    if ((rc = writer_exec(w, "SET enable_external_access=false", NULL, eb))) goto fail;
+    if ((rc = writer_exec(w, "SET lock_configuration=true", NULL, eb))) goto fail;
+    duckdb_destroy_config(&cfg);
+    tarn_buf_free(&sql);
+    *out = w;
+    return TARN_OK;
+fail:
+    if (cfg) duckdb_destroy_config(&cfg);
+    tarn_buf_free(&sql);
+    tarn_writer_close(w);
+    return rc;
+}
+
+void tarn_writer_close(tarn_writer *w)
+{
+    if (!w) return;
+    if (w->conn) duckdb_disconnect(&w->conn);
+    if (w->db) duckdb_close(&w->db);
+    free(w);
+}
+
+/* read_json(<files>, ...) with the options every call shares: one object per
+ * line; STRUCTs rather than MAPs for sparse objects. */
+static int writer_read_json(tarn_buf *sql, const char *const *files, size_t n)
+{
+    int rc = tarn_buf_append_str(sql, "read_json([");
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (i) rc = tarn_buf_append_char(sql, ',');
+        if (!rc) rc = tarn_sql_string(sql, files[i]);
+    }
+    if (!rc)
+        rc = tarn_buf_append_str(sql, "], format='newline_delimited', field_appearance_threshold=0, "
+                                      "maximum_object_size=16777216");
+    return rc;
+}
+
+int tarn_writer_infer(tarn_writer *w, const char *const *files, size_t nfiles, int full_sample, tarn_column **cols,
+                      size_t *ncols, tarn_errbuf *eb)
+{
+    tarn_buf sql;
+    tarn_buf_init(&sql, 1 << 20);
+    duckdb_result res;
+    int rc;
+    tarn_buf_append_str(&sql, "DESCRIBE SELECT * FROM ");
+    if ((rc = writer_read_json(&sql, files, nfiles))) goto done;
+    if ((rc = tarn_buf_append_str(&sql, full_sample ? ", sample_size=-1)" : ")"))) goto done;
+    rc = writer_exec(w, sql.data, &res, eb);
+    if (rc == TARN_OK) {
+        idx_t n = duckdb_row_count(&res);
+        tarn_column *c = calloc(n ? n : 1, sizeof *c);
+        if (!c) rc = TARN_ENOMEM;
+        for (idx_t i = 0; c && i < n; i++) {
+            c[i].name = duckdb_value_varchar(&res, 0, i);
+            c[i].type = duckdb_value_varchar(&res, 1, i);
+            if (!c[i].name || !c[i].type) {
+                tarn_columns_free(c, i + 1);
+                c = NULL;
+                rc = TARN_ENOMEM;
+            }
+        }
+        if (c) {
+            /* duckdb_value_varchar memory is duckdb_malloc'd: copy to ours. */
+            for (idx_t i = 0; i < n; i++) {
+                char *nm = strdup(c[i].name), *ty = strdup(c[i].type);
+                duckdb_free(c[i].name);
+                duckdb_free(c[i].type);
+                c[i].name = nm;
+                c[i].type = ty;
+            }
+            *cols = c;
+            *ncols = n;
+        }
+    }
+    duckdb_destroy_result(&res);
+done:
+    tarn_buf_free(&sql);
+    return rc;
+}
+
+static int writer_columns_struct(tarn_buf *sql, const tarn_column *cols, size_t ncols)
+{
+    int rc = tarn_buf_append_str(sql, "columns={");
+    for (size_t i = 0; i < ncols && !rc; i++) {
+        if (i) rc = tarn_buf_append_char(sql, ',');
+        if (!rc) rc = tarn_sql_string(sql, cols[i].name);
+        if (!rc) rc = tarn_buf_append_char(sql, ':');
+        if (!rc) rc = tarn_sql_string(sql, cols[i].type);
+    }
+    return rc ? rc : tarn_buf_append_char(sql, '}');
+}
+
+static int writer_copy_rows(tarn_writer *w, const char *sql, int64_t *rows, tarn_errbuf *eb)
+{
+    duckdb_result res;
+    int rc = writer_exec(w, sql, &res, eb);
+    if (rc == TARN_OK && rows) *rows = (int64_t)duckdb_rows_changed(&res);
+    duckdb_destroy_result(&res);
+    return rc;
+}
+
+int tarn_writer_ndjson_to_parquet(tarn_writer *w, const char *ndjson, const tarn_column *cols, size_t ncols,
+                                  const char *parquet, int64_t *rows, tarn_errbuf *eb)
+{
+    tarn_buf sql;
+    tarn_buf_init(&sql, 16 << 20);
+    int rc = tarn_buf_append_str(&sql, "COPY (SELECT * FROM ");
+    if (!rc) rc = writer_read_json(&sql, &ndjson, 1);
+    if (!rc) rc = tarn_buf_append_str(&sql, ", ");
+    if (!rc) rc = writer_columns_struct(&sql, cols, ncols);
+    if (!rc) rc = tarn_buf_append_str(&sql, ")) TO ");
+    if (!rc) rc = tarn_sql_string(&sql, parquet);
+    if (!rc) rc = tarn_buf_append_str(&sql, " (FORMAT parquet, COMPRESSION snappy)");
+    if (!rc) rc = writer_copy_rows(w, sql.data, rows, eb);
+    tarn_buf_free(&sql);
+    return rc;
+}
+
+int tarn_writer_merge_parquet(tarn_writer *w, const char *const *files, size_t nfiles, const tarn_column *cols,
+                              size_t ncols, const char *parquet, int64_t *rows, tarn_errbuf *eb)
+{
+    tarn_buf sql;
+    tarn_buf_init(&sql, 16 << 20);
+    int rc = tarn_buf_append_str(&sql, "COPY (SELECT ");
+    for (size_t i = 0; i < ncols && !rc; i++) {
+        if (i) rc = tarn_buf_append_str(&sql, ", ");
+        if (!rc) rc = tarn_buf_append_str(&sql, "CAST(");
+        if (!rc) rc = tarn_sql_ident(&sql, cols[i].name);
+        if (!rc) rc = tarn_buf_printf(&sql, " AS %s) AS ", cols[i].type);
+        if (!rc) rc = tarn_sql_ident(&sql, cols[i].name);
+    }
+    if (!rc) rc = tarn_buf_append_str(&sql, " FROM read_parquet([");
+    for (size_t i = 0; i < nfiles && !rc; i++) {
+        if (i) rc = tarn_buf_append_char(&sql, ',');
+        if (!rc) rc = tarn_sql_string(&sql, files[i]);
+    }
+    if (!rc) rc = tarn_buf_append_str(&sql, "], union_by_name=true, hive_partitioning=false) ORDER BY \"_seq\") TO ");
+    if (!rc) rc = tarn_sql_string(&sql, parquet);
+    if (!rc) rc = tarn_buf_append_str(&sql, " (FORMAT parquet, COMPRESSION snappy)");
+    if (!rc) rc = writer_copy_rows(w, sql.data, rows, eb);
+    tarn_buf_free(&sql);
+    return rc;
+}

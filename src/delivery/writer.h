@@ -1,0 +1,34 @@
+/* writer.h - DuckDB as the Parquet writer of the delivery.
+ *
+ * A private in-memory DuckDB, separate from the query engine, that may read
+ * and write only in the staging directory and read the lake (compaction).
+ * Used by the delivery worker thread alone.
+ */
+#ifndef TARN_WRITER_H
+#define TARN_WRITER_H
+
+#include <stddef.h>
+
+#include "catalog/catalog.h"
+#include "common/err.h"
+
+typedef struct tarn_writer tarn_writer;
+
+int tarn_writer_open(const char *staging_dir, const char *lake_dir, int threads, const char *memory_limit,
+                     tarn_writer **out, tarn_errbuf *eb);
+void tarn_writer_close(tarn_writer *w);
+
+/* The columns DuckDB's JSON reader infers for NDJSON files (raw DuckDB type
+ * text, before normalization). full_sample reads every record instead of
+ * DuckDB's sample. *cols is owned by the caller (tarn_columns_free). */
+int tarn_writer_infer(tarn_writer *w, const char *const *files, size_t nfiles, int full_sample, tarn_column **cols,
+                      size_t *ncols, tarn_errbuf *eb);
+/* Converts one NDJSON file to a Snappy Parquet file with exactly these
+ * columns (values convert to the column types; absent fields are NULL). */
+int tarn_writer_ndjson_to_parquet(tarn_writer *w, const char *ndjson, const tarn_column *cols, size_t ncols,
+                                  const char *parquet, int64_t *rows, tarn_errbuf *eb);
+/* Merges Parquet files into one, cast to cols, ordered by _seq. */
+int tarn_writer_merge_parquet(tarn_writer *w, const char *const *files, size_t nfiles, const tarn_column *cols,
+                              size_t ncols, const char *parquet, int64_t *rows, tarn_errbuf *eb);
+
+#endif

@@ -1,0 +1,114 @@
+/* api.c - the JSON endpoints other than ingest: catalog listings, flush,
+ * query and status. */
+#include <jansson.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/util.h"
+#include "server/server_int.h"
+
+#define API_FLUSH_TIMEOUT_MS (10 * 60 * 1000)
+
+static enum MHD_Result api_reply_buf(struct MHD_Connection *conn, int rc, tarn_buf *b, const tarn_errbuf *eb)
+{
+    enum MHD_Result r = rc ? http_reply_error(conn, rc, eb->msg) : http_reply(conn, MHD_HTTP_OK, "application/json", b);
+    tarn_buf_free(b);
+    return r;
+}
+
+enum MHD_Result api_databases(tarn_server *s, struct MHD_Connection *conn)
+{
+    tarn_buf b;
+    tarn_buf_init(&b, 64 << 20);
+    tarn_errbuf eb = {{0}};
+    int rc = tarn_catalog_databases_json(s->cat, &b, &eb);
+    return api_reply_buf(conn, rc, &b, &eb);
+}
+
+enum MHD_Result api_tables(tarn_server *s, struct MHD_Connection *conn)
+{
+    tarn_buf b;
+    tarn_buf_init(&b, 64 << 20);
+    tarn_errbuf eb = {{0}};
+    const char *db = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "database");
+    int rc = db && !tarn_name_valid(db) ? tarn_errbuf_set(&eb, TARN_EINVAL, "invalid database name") : TARN_OK;
+    if (!rc) rc = tarn_catalog_tables_json(s->cat, db, &b, &eb);
+    return api_reply_buf(conn, rc, &b, &eb);
+}
+
+enum MHD_Result api_table(tarn_server *s, struct MHD_Connection *conn, const char *db, const char *table)
+{
+    tarn_buf b;
+    tarn_buf_init(&b, 64 << 20);
+    tarn_errbuf eb = {{0}};
+    int rc = tarn_catalog_table_json(s->cat, db, table, &b, &eb);
+    return api_reply_buf(conn, rc, &b, &eb);
+}
+
+enum MHD_Result api_flush(tarn_server *s, struct MHD_Connection *conn, const char *db, const char *table)
+{
+    tarn_errbuf eb = {{0}};
+    tarn_table *t = NULL;
+    int64_t delivered = 0;
+    int rc = tarn_delivery_table(s->delivery, db, table, 0, &t, &eb);
+    if (!rc) rc = tarn_delivery_flush(s->delivery, t, API_FLUSH_TIMEOUT_MS, &delivered, &eb);
+    tarn_buf b;
+    tarn_buf_init(&b, 1024);
+    if (!rc) {
+        tarn_buf_append_str(&b, "{\"database\":");
+        tarn_buf_append_json_str(&b, db, strlen(db));
+        tarn_buf_append_str(&b, ",\"table\":");
+        tarn_buf_append_json_str(&b, table, strlen(table));
+        tarn_buf_printf(&b, ",\"delivered_seq\":%lld}", (long long)delivered);
+    }
+    return api_reply_buf(conn, rc, &b, &eb);
+}
+
+enum MHD_Result api_query(tarn_server *s, struct MHD_Connection *conn, http_request *req)
+{
+    tarn_errbuf eb = {{0}};
+    json_error_t jerr;
+    json_t *root = json_loadb(req->body.data ? req->body.data : "", req->body.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root)
+        return http_reply_error(conn, TARN_EJSON, "request body is not JSON: expected {\"sql\": \"SELECT ...\"}");
+    enum MHD_Result r;
+    json_t *sql = json_object_get(root, "sql");
+    json_t *db = json_object_get(root, "database");
+    const char *dbname = NULL;
+    if (!json_is_object(root) || !json_is_string(sql)) {
+        r = http_reply_error(conn, TARN_EINVAL, "expected {\"sql\": \"SELECT ...\", \"database\": \"optional\"}");
+        goto done;
+    }
+    if (db && !json_is_null(db)) {
+        if (!json_is_string(db) || !tarn_name_valid(json_string_value(db))) {
+            r = http_reply_error(conn, TARN_EINVAL, "\"database\" must be a database name");
+            goto done;
+        }
+        dbname = json_string_value(db);
+    }
+    const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+    int csv = accept && strcasestr(accept, "text/csv") != NULL;
+    tarn_buf out;
+    tarn_buf_init(&out, 0); /* the engine enforces its own result limit */
+    int rc = tarn_query_run(s->qe, json_string_value(sql), dbname, csv ? TARN_QUERY_CSV : TARN_QUERY_JSON, &out, &eb);
+    if (rc) r = http_reply_error(conn, rc, eb.msg);
+    else r = http_reply(conn, MHD_HTTP_OK, csv ? "text/csv; charset=utf-8" : "application/json", &out);
+    tarn_buf_free(&out);
+done:
+    json_decref(root);
+    return r;
+}
+
+enum MHD_Result api_status(tarn_server *s, struct MHD_Connection *conn)
+{
+    tarn_buf b;
+    tarn_buf_init(&b, 64 << 20);
+    tarn_buf_append_str(&b, "{\"version\":\"" TARN_VERSION "\",\"data_dir\":");
+    tarn_buf_append_json_str(&b, s->data_dir, strlen(s->data_dir));
+    tarn_buf_printf(&b, ",\"listen\":\"%s:%d\",\"uptime_s\":%lld,\"tables\":", s->cfg.listen_host, s->cfg.listen_port,
+                    (long long)((tarn_now_ms() - s->started_ms) / 1000));
+    int rc = tarn_delivery_status_json(s->delivery, &b);
+    if (!rc) rc = tarn_buf_append_char(&b, '}');
+    tarn_errbuf eb = {{0}};
+    return api_reply_buf(conn, rc, &b, &eb);
+}

@@ -1,0 +1,234 @@
+/* http.c - request plumbing: body collection with limits, token check,
+ * routing and replies. Handlers live in ingest.c and api.c.
+ *
+ * libmicrohttpd calls the access handler several times per request: first
+ * with the headers, then once per piece of body, then with no data. A request
+ * rejected early (bad token, unknown route, too large, bad Content-Type) still
+ * has its body read and dropped, so the client always gets the reply instead
+ * of a reset connection, but nothing of it is kept.
+ */
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "server/server_int.h"
+
+#define LOG "http"
+
+enum MHD_Result http_reply(struct MHD_Connection *conn, unsigned status, const char *content_type, tarn_buf *body)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(body->len, body->data ? body->data : (void *)"", MHD_RESPMEM_MUST_COPY);
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    enum MHD_Result r = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+static enum MHD_Result http_error_body(struct MHD_Connection *conn, int code, const char *msg, int with_pos,
+                                       size_t index, size_t offset)
+{
+    tarn_buf b;
+    tarn_buf_init(&b, 1 << 16);
+    if (!msg || !msg[0]) msg = tarn_err_message(code);
+    tarn_buf_append_str(&b, "{\"error\":{\"code\":");
+    const char *name = tarn_err_name(code);
+    tarn_buf_append_json_str(&b, name, strlen(name));
+    tarn_buf_append_str(&b, ",\"message\":");
+    tarn_buf_append_json_str(&b, msg, strlen(msg));
+    if (with_pos) tarn_buf_printf(&b, ",\"index\":%zu,\"offset\":%zu", index, offset);
+    tarn_buf_append_str(&b, "}}");
+    unsigned status = (unsigned)tarn_err_http_status(code);
+    if (status >= 500) tarn_log_error(LOG, "%u %s: %s", status, name, msg);
+    enum MHD_Result r = http_reply(conn, status, "application/json", &b);
+    tarn_buf_free(&b);
+    return r;
+}
+
+enum MHD_Result http_reply_error(struct MHD_Connection *conn, int code, const char *msg)
+{
+    return http_error_body(conn, code, msg, 0, 0, 0);
+}
+
+enum MHD_Result http_reply_record_error(struct MHD_Connection *conn, int code, const char *msg, size_t index,
+                                        size_t offset)
+{
+    return http_error_body(conn, code, msg, 1, index, offset);
+}
+
+static int http_token_ok(tarn_server *s, struct MHD_Connection *conn)
+{
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) return 0;
+    const char *tok = auth + 7;
+    while (*tok == ' ') tok++;
+    unsigned char h[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)tok, strlen(tok), h);
+    return tarn_ct_equal(h, s->token_hash, sizeof h);
+}
+
+/* Splits "/v1/tables/db/t/records" into at most max segments (in place in
+ * buf). Returns the number of segments, or -1 if there are more. */
+static int http_split_path(const char *url, char *buf, size_t bufsz, char **seg, int max)
+{
+    size_t n = strlen(url);
+    if (n >= bufsz) return -1;
+    memcpy(buf, url, n + 1);
+    int count = 0;
+    char *save = NULL;
+    for (char *p = strtok_r(buf, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
+        if (count == max) return -1;
+        seg[count++] = p;
+    }
+    return count;
+}
+
+enum route_id {
+    ROUTE_NONE,
+    ROUTE_HEALTH,
+    ROUTE_DATABASES,
+    ROUTE_TABLES,
+    ROUTE_TABLE,
+    ROUTE_RECORDS,
+    ROUTE_FLUSH,
+    ROUTE_QUERY,
+    ROUTE_STATUS,
+};
+
+typedef struct route {
+    enum route_id id;
+    const char *method; /* the method it accepts */
+    char db[256];
+    char table[256];
+} route;
+
+/* Maps method + path to a route. Returns 0, or TARN_ENOTFOUND / TARN_EMETHOD
+ * / TARN_EINVAL (bad database or table name) with a message in eb. */
+static int http_route(const char *url, const char *method, route *r, tarn_errbuf *eb)
+{
+    char buf[1024];
+    char *seg[8];
+    int n = http_split_path(url, buf, sizeof buf, seg, 8);
+    memset(r, 0, sizeof *r);
+    if (n == 1 && !strcmp(seg[0], "health")) r->id = ROUTE_HEALTH, r->method = "GET";
+    else if (n == 2 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "databases")) r->id = ROUTE_DATABASES, r->method = "GET";
+    else if (n == 2 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "tables")) r->id = ROUTE_TABLES, r->method = "GET";
+    else if (n == 2 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "query")) r->id = ROUTE_QUERY, r->method = "POST";
+    else if (n == 2 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "status")) r->id = ROUTE_STATUS, r->method = "GET";
+    else if (n >= 4 && n <= 5 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "tables")) {
+        if (n == 4) r->id = ROUTE_TABLE, r->method = "GET";
+        else if (!strcmp(seg[4], "records")) r->id = ROUTE_RECORDS, r->method = "POST";
+        else if (!strcmp(seg[4], "flush")) r->id = ROUTE_FLUSH, r->method = "POST";
+        if (r->id != ROUTE_NONE) {
+            if (!tarn_name_valid(seg[2]))
+                return tarn_errbuf_set(eb, TARN_EINVAL,
+                                       "invalid database name '%.128s': use 1 to 128 letters, digits or underscores",
+                                       seg[2]);
+            if (!tarn_name_valid(seg[3]))
+                return tarn_errbuf_set(eb, TARN_EINVAL,
+                                       "invalid table name '%.128s': use 1 to 128 letters, digits or underscores",
+                                       seg[3]);
+            snprintf(r->db, sizeof r->db, "%s", seg[2]);
+            snprintf(r->table, sizeof r->table, "%s", seg[3]);
+        }
+    }
+    if (r->id == ROUTE_NONE) return tarn_errbuf_set(eb, TARN_ENOTFOUND, "no such endpoint: %.200s", url);
+    if (strcmp(method, r->method) != 0)
+        return tarn_errbuf_set(eb, TARN_EMETHOD, "%s %s: use %s", method, url, r->method);
+    return TARN_OK;
+}
+
+static int http_has_body(enum route_id id) { return id == ROUTE_RECORDS || id == ROUTE_QUERY; }
+
+/* Decides, from the headers alone, whether the request is refused. */
+static int http_precheck(tarn_server *s, struct MHD_Connection *conn, const char *url, const char *method, route *r,
+                         tarn_errbuf *eb)
+{
+    int rc = http_route(url, method, r, eb);
+    if (r->id != ROUTE_HEALTH && !http_token_ok(s, conn))
+        return tarn_errbuf_set(eb, TARN_EAUTH, "missing or invalid token: send 'Authorization: Bearer <token>'");
+    if (rc) return rc;
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && http_has_body(r->id)) {
+        unsigned long long len = strtoull(cl, NULL, 10);
+        if (len > s->cfg.max_request)
+            return tarn_errbuf_set(eb, TARN_ETOOBIG, "request body of %llu bytes exceeds the %zu-byte limit", len,
+                                   s->cfg.max_request);
+    }
+    return TARN_OK;
+}
+
+static enum MHD_Result http_dispatch(tarn_server *s, struct MHD_Connection *conn, const route *r, http_request *req)
+{
+    switch (r->id) {
+    case ROUTE_HEALTH: {
+        tarn_buf b;
+        tarn_buf_init(&b, 64);
+        tarn_buf_append_str(&b, "{\"status\":\"ok\"}");
+        enum MHD_Result res = http_reply(conn, MHD_HTTP_OK, "application/json", &b);
+        tarn_buf_free(&b);
+        return res;
+    }
+    case ROUTE_DATABASES: return api_databases(s, conn);
+    case ROUTE_TABLES: return api_tables(s, conn);
+    case ROUTE_TABLE: return api_table(s, conn, r->db, r->table);
+    case ROUTE_RECORDS: return api_records(s, conn, req, r->db, r->table);
+    case ROUTE_FLUSH: return api_flush(s, conn, r->db, r->table);
+    case ROUTE_QUERY: return api_query(s, conn, req);
+    case ROUTE_STATUS: return api_status(s, conn);
+    case ROUTE_NONE: break;
+    }
+    return http_reply_error(conn, TARN_ENOTFOUND, "no such endpoint");
+}
+
+enum MHD_Result tarn_http_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    tarn_server *s = cls;
+    http_request *req = *con_cls;
+    if (!req) {
+        req = calloc(1, sizeof *req);
+        if (!req) return MHD_NO;
+        /* The compressed body may be a little larger than the limit that
+         * applies after decompression; the decompressed size is checked too. */
+        tarn_buf_init(&req->body, s->cfg.max_request + s->cfg.max_request / 8 + 4096);
+        *con_cls = req;
+        route r;
+        tarn_errbuf eb = {{0}};
+        req->reject_code = http_precheck(s, conn, url, method, &r, &eb);
+        if (req->reject_code) snprintf(req->reject_msg, sizeof req->reject_msg, "%s", eb.msg);
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (!req->reject_code && tarn_buf_append(&req->body, upload_data, *upload_data_size)) {
+            req->reject_code = TARN_ETOOBIG;
+            snprintf(req->reject_msg, sizeof req->reject_msg, "request body exceeds the %zu-byte limit",
+                     s->cfg.max_request);
+            tarn_buf_free(&req->body);
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (req->reject_code) return http_reply_error(conn, req->reject_code, req->reject_msg);
+    route r;
+    tarn_errbuf eb = {{0}};
+    int rc = http_route(url, method, &r, &eb);
+    if (rc) return http_reply_error(conn, rc, eb.msg);
+    return http_dispatch(s, conn, &r, req);
+}
+
+void tarn_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    http_request *req = *con_cls;
+    if (!req) return;
+    tarn_buf_free(&req->body);
+    free(req);
+    *con_cls = NULL;
+}

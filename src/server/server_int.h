@@ -1,0 +1,58 @@
+/* server_int.h - what the server's files share. */
+#ifndef TARN_SERVER_INT_H
+#define TARN_SERVER_INT_H
+
+#include <microhttpd.h>
+#include <stdint.h>
+
+#include "catalog/catalog.h"
+#include "common/buf.h"
+#include "config/config.h"
+#include "delivery/delivery.h"
+#include "query/query.h"
+
+#define TARN_VERSION "0.1.0"
+
+typedef struct tarn_server {
+    tarn_config cfg;
+    char data_dir[4096];
+    unsigned char token_hash[32]; /* SHA-256 of the admin token */
+    tarn_catalog *cat;
+    tarn_query_engine *qe;
+    tarn_delivery *delivery;
+    struct MHD_Daemon *mhd;
+    int64_t started_ms;
+} tarn_server;
+
+/* Per-request state, from the first call of the access handler to the
+ * completion callback. The body buffer has a hard maximum. */
+typedef struct http_request {
+    tarn_buf body;
+    int reject_code;     /* a tarn error code decided before the body ended */
+    char reject_msg[256];
+} http_request;
+
+/* The libmicrohttpd access handler and completion callback (http.c). */
+enum MHD_Result tarn_http_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls);
+void tarn_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe);
+
+/* Replies (http.c). The error body is {"error":{"code","message"[,"index","offset"]}}. */
+enum MHD_Result http_reply(struct MHD_Connection *conn, unsigned status, const char *content_type, tarn_buf *body);
+enum MHD_Result http_reply_error(struct MHD_Connection *conn, int code, const char *msg);
+enum MHD_Result http_reply_record_error(struct MHD_Connection *conn, int code, const char *msg, size_t index,
+                                        size_t offset);
+
+/* Handlers (ingest.c, api.c). The body is complete and the token checked. */
+enum MHD_Result api_records(tarn_server *s, struct MHD_Connection *conn, http_request *req, const char *db,
+                            const char *table);
+enum MHD_Result api_flush(tarn_server *s, struct MHD_Connection *conn, const char *db, const char *table);
+enum MHD_Result api_query(tarn_server *s, struct MHD_Connection *conn, http_request *req);
+enum MHD_Result api_databases(tarn_server *s, struct MHD_Connection *conn);
+enum MHD_Result api_tables(tarn_server *s, struct MHD_Connection *conn);
+enum MHD_Result api_table(tarn_server *s, struct MHD_Connection *conn, const char *db, const char *table);
+enum MHD_Result api_status(tarn_server *s, struct MHD_Connection *conn);
+
+#endif
