@@ -103,11 +103,11 @@ static int server_start_http(tarn_server *s, tarn_errbuf *eb)
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     s->mhd = MHD_start_daemon(flags, (uint16_t)s->cfg.listen_port, NULL, NULL, tarn_http_handler, s,
+                              MHD_OPTION_EXTERNAL_LOGGER, server_mhd_log, s,
                               MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                               MHD_OPTION_CONNECTION_LIMIT, s->cfg.max_connections,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
                               MHD_OPTION_NOTIFY_COMPLETED, tarn_http_completed, s,
-                              MHD_OPTION_EXTERNAL_LOGGER, server_mhd_log, s,
                               MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
                               MHD_OPTION_END);
     freeaddrinfo(ai);
