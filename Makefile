@@ -65,8 +65,9 @@ build/tests/asan/%: tests/unit/%.c tests/unit/test.h $(ASAN_OBJ) build/lib/libdu
 	@mkdir -p build/tests/asan
 	$(CC) $(CFLAGS_BASE) $(ASAN_FLAGS) -Itests/unit $< $(ASAN_OBJ) -o $@ -Wl,-rpath,'$$ORIGIN/../../lib' $(LDLIBS)
 
-# Fuzz targets build as corpus replayers (tests/fuzz/replay.c provides main);
-# with clang, `make fuzz` builds them for libFuzzer instead.
+# Fuzz targets build as corpus replayers (tests/fuzz/replay.c provides main)
+# that `make test` runs over tests/fuzz/corpus/. To fuzz for real with clang:
+#   clang -fsanitize=fuzzer,address,undefined -Isrc tests/fuzz/fuzz_json.c src/json/json.c src/common/*.c
 build/tests/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(ASAN_OBJ) build/lib/libduckdb.so
 	@mkdir -p build/tests
 	$(CC) $(CFLAGS_BASE) $(ASAN_FLAGS) $< tests/fuzz/replay.c $(ASAN_OBJ) -o $@ -Wl,-rpath,'$$ORIGIN/../lib' $(LDLIBS)

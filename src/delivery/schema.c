@@ -328,7 +328,7 @@ tarn_type *tarn_type_merge(const tarn_type *a, const tarn_type *b)
         for (size_t i = 0; i < a->nchildren; i++) {
             const tarn_type *other = NULL;
             for (size_t j = 0; j < b->nchildren; j++)
-                if (strcmp(a->names[i], b->names[j]) == 0) other = b->children[j];
+                if (strcasecmp(a->names[i], b->names[j]) == 0) other = b->children[j];
             tarn_type *f = other ? tarn_type_merge(a->children[i], other) : type_copy(a->children[i]);
             if (!f || type_add_child(s, a->names[i], f)) goto fail;
             continue;
@@ -339,7 +339,7 @@ tarn_type *tarn_type_merge(const tarn_type *a, const tarn_type *b)
         }
         for (size_t j = 0; j < b->nchildren; j++) {
             int seen = 0;
-            for (size_t i = 0; i < a->nchildren && !seen; i++) seen = strcmp(a->names[i], b->names[j]) == 0;
+            for (size_t i = 0; i < a->nchildren && !seen; i++) seen = strcasecmp(a->names[i], b->names[j]) == 0;
             if (seen) continue;
             tarn_type *f = type_copy(b->children[j]);
             if (!f || type_add_child(s, b->names[j], f)) {
@@ -399,14 +399,14 @@ done:
 static int name_in(const char *name, const char *const *list, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (strcmp(name, list[i]) == 0) return 1;
+        if (strcasecmp(name, list[i]) == 0) return 1;
     return 0;
 }
 
 static const tarn_column *column_find(const tarn_column *cols, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++)
-        if (strcmp(cols[i].name, name) == 0) return &cols[i];
+        if (strcasecmp(cols[i].name, name) == 0) return &cols[i];
     return NULL;
 }
 

@@ -21,6 +21,9 @@
  *
  * A value of a narrower type converts to the wider one: numbers to their
  * text, nested values to their JSON text.
+ *
+ * Names match without regard to case, as DuckDB's column and field names do;
+ * the first spelling seen is kept.
  */
 #ifndef TARN_SCHEMA_H
 #define TARN_SCHEMA_H
@@ -63,7 +66,7 @@ tarn_type *tarn_type_merge(const tarn_type *a, const tarn_type *b);
 
 /* Merges a column list inferred from a batch into the current one. Every
  * current column keeps its place (widened if needed); columns new in the
- * batch are appended in the batch's order; names match exactly. Columns in
+ * batch are appended in the batch's order; names match ignoring case. Columns in
  * `trailing` (e.g. _ingested_at, _seq) are kept at the end. *out (n_out
  * columns) is owned by the caller: free with tarn_columns_free. */
 int tarn_columns_merge(const tarn_column *current, size_t ncurrent, const tarn_column *batch, size_t nbatch,
