@@ -92,7 +92,8 @@ typedef struct batch_part {
 
 static int delivery_stream_path(tarn_delivery *d, const char *db, const char *name, char *out, size_t n)
 {
-    return snprintf(out, n, "%s/%s.%s", d->stream_dir, db, name) >= (int)n ? TARN_EINVAL : TARN_OK;
+    /* One directory level per name: "<db>.<table>" could exceed NAME_MAX. */
+    return snprintf(out, n, "%s/%s/%s", d->stream_dir, db, name) >= (int)n ? TARN_EINVAL : TARN_OK;
 }
 
 /* Opens the stream of a catalog table and makes its handle. */
@@ -359,6 +360,9 @@ static int batch_write_parquet(tarn_delivery *d, const tarn_table_info *info, ba
         *cols = NULL;
         *ncols = 0;
         rc = tarn_writer_infer(d->writer, files, nparts, full, &inferred, &ninferred, eb);
+        /* The first attempt takes HUGEINT as BIGINT; DuckDB infers HUGEINT
+         * when big positive and negative integers mix, although they fit. */
+        if (rc == TARN_OK && !full && (rc = tarn_columns_narrow_hugeint(inferred, ninferred, eb)) > 0) rc = TARN_OK;
         if (rc == TARN_OK)
             rc = tarn_columns_merge(info->columns, info->ncolumns, inferred, ninferred, trailing, 2, cols, ncols, eb);
         tarn_columns_free(inferred, ninferred);
@@ -399,7 +403,7 @@ static int table_deliver(tarn_delivery *d, tarn_table *t, int64_t from_seq, int6
     int64_t last = from_seq, bytes = 0;
     int rc;
 
-    snprintf(dir, sizeof dir, "%s/%s.%s.%lld", d->staging_dir, t->db, t->name, (long long)from_seq + 1);
+    snprintf(dir, sizeof dir, "%s/t%lld-%lld", d->staging_dir, (long long)t->id, (long long)from_seq + 1);
     tarn_rm_rf(dir);
     if ((rc = tarn_mkdir_p(dir, eb))) goto out;
     if ((rc = tarn_catalog_get_table(d->cat, t->db, t->name, &info, eb))) goto out;

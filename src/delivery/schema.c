@@ -123,8 +123,8 @@ static enum tarn_type_kind scalar_kind(const char *word)
         {"BOOLEAN", TARN_T_BOOLEAN},     {"BOOL", TARN_T_BOOLEAN},        {"TINYINT", TARN_T_BIGINT},
         {"SMALLINT", TARN_T_BIGINT},     {"INTEGER", TARN_T_BIGINT},      {"INT", TARN_T_BIGINT},
         {"BIGINT", TARN_T_BIGINT},       {"UTINYINT", TARN_T_BIGINT},     {"USMALLINT", TARN_T_BIGINT},
-        {"UINTEGER", TARN_T_BIGINT},     {"UBIGINT", TARN_T_DOUBLE},      {"HUGEINT", TARN_T_DOUBLE},
-        {"UHUGEINT", TARN_T_DOUBLE},     {"FLOAT", TARN_T_DOUBLE},        {"REAL", TARN_T_DOUBLE},
+        {"UINTEGER", TARN_T_BIGINT},     {"UBIGINT", TARN_T_HUGEINT},     {"HUGEINT", TARN_T_HUGEINT},
+        {"UHUGEINT", TARN_T_HUGEINT},     {"FLOAT", TARN_T_DOUBLE},        {"REAL", TARN_T_DOUBLE},
         {"DOUBLE", TARN_T_DOUBLE},       {"DECIMAL", TARN_T_DOUBLE},      {"NUMERIC", TARN_T_DOUBLE},
         {"VARCHAR", TARN_T_VARCHAR},     {"DATE", TARN_T_DATE},           {"TIME", TARN_T_TIME},
         {"TIMESTAMP", TARN_T_TIMESTAMP}, {"TIMESTAMPTZ", TARN_T_TIMESTAMPTZ}, {"UUID", TARN_T_UUID},
@@ -267,7 +267,7 @@ int tarn_sql_string(tarn_buf *out, const char *text)
 int tarn_type_format(const tarn_type *t, tarn_buf *out)
 {
     static const char *names[] = {
-        [TARN_T_BOOLEAN] = "BOOLEAN",     [TARN_T_BIGINT] = "BIGINT",
+        [TARN_T_BOOLEAN] = "BOOLEAN",     [TARN_T_BIGINT] = "BIGINT",      [TARN_T_HUGEINT] = "HUGEINT",
         [TARN_T_DOUBLE] = "DOUBLE",       [TARN_T_VARCHAR] = "VARCHAR",
         [TARN_T_DATE] = "DATE",           [TARN_T_TIME] = "TIME",
         [TARN_T_TIMESTAMP] = "TIMESTAMP", [TARN_T_TIMESTAMPTZ] = "TIMESTAMP WITH TIME ZONE",
@@ -350,8 +350,10 @@ tarn_type *tarn_type_merge(const tarn_type *a, const tarn_type *b)
         }
         return s;
     }
-    if ((a->kind == TARN_T_BIGINT && b->kind == TARN_T_DOUBLE) || (a->kind == TARN_T_DOUBLE && b->kind == TARN_T_BIGINT))
-        return type_new(TARN_T_DOUBLE);
+    int a_int = a->kind == TARN_T_BIGINT || a->kind == TARN_T_HUGEINT;
+    int b_int = b->kind == TARN_T_BIGINT || b->kind == TARN_T_HUGEINT;
+    if (a_int && b_int) return type_new(TARN_T_HUGEINT);
+    if ((a_int && b->kind == TARN_T_DOUBLE) || (a->kind == TARN_T_DOUBLE && b_int)) return type_new(TARN_T_DOUBLE);
     if ((a->kind == TARN_T_DATE && b->kind == TARN_T_TIMESTAMP) || (a->kind == TARN_T_TIMESTAMP && b->kind == TARN_T_DATE))
         return type_new(TARN_T_TIMESTAMP);
     return type_new(TARN_T_VARCHAR);
@@ -450,4 +452,41 @@ int tarn_columns_merge(const tarn_column *current, size_t ncurrent, const tarn_c
     *out = res;
     *n_out = n;
     return TARN_OK;
+}
+
+static int type_narrow_hugeint(tarn_type *t)
+{
+    int changed = 0;
+    if (t->kind == TARN_T_HUGEINT) {
+        t->kind = TARN_T_BIGINT;
+        changed = 1;
+    }
+    for (size_t i = 0; i < t->nchildren; i++) changed |= type_narrow_hugeint(t->children[i]);
+    return changed;
+}
+
+int tarn_columns_narrow_hugeint(tarn_column *cols, size_t n, tarn_errbuf *eb)
+{
+    int changed = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!strstr(cols[i].type, "INT")) continue;
+        tarn_type *t = NULL;
+        int rc = tarn_type_parse(cols[i].type, &t, eb);
+        if (rc) return rc;
+        if (type_narrow_hugeint(t)) {
+            tarn_buf b;
+            tarn_buf_init(&b, 1 << 20);
+            rc = tarn_type_format(t, &b);
+            if (rc) {
+                tarn_buf_free(&b);
+                tarn_type_free(t);
+                return rc;
+            }
+            free(cols[i].type);
+            cols[i].type = tarn_buf_steal(&b);
+            changed++;
+        }
+        tarn_type_free(t);
+    }
+    return changed;
 }

@@ -6,12 +6,16 @@
  * rules, so a column only ever widens and older files stay readable:
  *
  *   normalize: TINYINT..BIGINT, UTINYINT..UINTEGER  -> BIGINT
- *              UBIGINT, HUGEINT, FLOAT, DECIMAL     -> DOUBLE
+ *              UBIGINT, HUGEINT, UHUGEINT           -> HUGEINT (DuckDB infers it
+ *              for integers beyond BIGINT, but also whenever large positive
+ *              and negative values mix; the delivery first tries BIGINT)
+ *              FLOAT, DECIMAL                       -> DOUBLE
  *              JSON (a field seen only as null, or with mixed kinds of
  *              values in one batch), MAP (objects with no usable keys,
  *              e.g. {}) and any other type           -> VARCHAR
  *   merge:     T u T = T
- *              BIGINT u DOUBLE = DOUBLE
+ *              BIGINT u HUGEINT = HUGEINT
+ *              BIGINT u DOUBLE = HUGEINT u DOUBLE = DOUBLE
  *              DATE u TIMESTAMP = TIMESTAMP
  *              STRUCT u STRUCT = every field of both (the older ones first,
  *                                new ones appended), each field merged
@@ -37,6 +41,7 @@
 enum tarn_type_kind {
     TARN_T_BOOLEAN,
     TARN_T_BIGINT,
+    TARN_T_HUGEINT,
     TARN_T_DOUBLE,
     TARN_T_VARCHAR,
     TARN_T_DATE,
@@ -75,6 +80,10 @@ int tarn_columns_merge(const tarn_column *current, size_t ncurrent, const tarn_c
 /* Non-zero if both lists are the same names and types in the same order. */
 int tarn_columns_equal(const tarn_column *a, size_t na, const tarn_column *b, size_t nb);
 void tarn_columns_free(tarn_column *c, size_t n);
+/* Rewrites every HUGEINT inside the columns' types as BIGINT (the first
+ * attempt of a write: most "HUGEINT" inferences fit in BIGINT). Returns the
+ * number of columns changed, or a negative error. */
+int tarn_columns_narrow_hugeint(tarn_column *cols, size_t n, tarn_errbuf *eb);
 
 /* Appends "name" as a double-quoted SQL identifier / 'text' as a quoted SQL
  * string literal, doubling embedded quotes. */

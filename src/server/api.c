@@ -91,7 +91,9 @@ enum MHD_Result api_query(tarn_server *s, struct MHD_Connection *conn, http_requ
     tarn_buf out;
     tarn_buf_init(&out, 0); /* the engine enforces its own result limit */
     int rc = tarn_query_run(s->qe, json_string_value(sql), dbname, csv ? TARN_QUERY_CSV : TARN_QUERY_JSON, &out, &eb);
-    if (rc) r = http_reply_error(conn, rc, eb.msg);
+    /* An unknown table is a fault of the query, not a missing endpoint. */
+    if (rc == TARN_ENOTFOUND) r = http_reply_error_status(conn, MHD_HTTP_BAD_REQUEST, rc, eb.msg);
+    else if (rc) r = http_reply_error(conn, rc, eb.msg);
     else r = http_reply(conn, MHD_HTTP_OK, csv ? "text/csv; charset=utf-8" : "application/json", &out);
     tarn_buf_free(&out);
 done:

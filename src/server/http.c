@@ -31,8 +31,8 @@ enum MHD_Result http_reply(struct MHD_Connection *conn, unsigned status, const c
     return r;
 }
 
-static enum MHD_Result http_error_body(struct MHD_Connection *conn, int code, const char *msg, int with_pos,
-                                       size_t index, size_t offset)
+static enum MHD_Result http_error_body(struct MHD_Connection *conn, unsigned status, int code, const char *msg,
+                                       int with_pos, size_t index, size_t offset)
 {
     tarn_buf b;
     tarn_buf_init(&b, 1 << 16);
@@ -44,7 +44,7 @@ static enum MHD_Result http_error_body(struct MHD_Connection *conn, int code, co
     tarn_buf_append_json_str(&b, msg, strlen(msg));
     if (with_pos) tarn_buf_printf(&b, ",\"index\":%zu,\"offset\":%zu", index, offset);
     tarn_buf_append_str(&b, "}}");
-    unsigned status = (unsigned)tarn_err_http_status(code);
+    if (!status) status = (unsigned)tarn_err_http_status(code);
     if (status >= 500) tarn_log_error(LOG, "%u %s: %s", status, name, msg);
     enum MHD_Result r = http_reply(conn, status, "application/json", &b);
     tarn_buf_free(&b);
@@ -53,13 +53,18 @@ static enum MHD_Result http_error_body(struct MHD_Connection *conn, int code, co
 
 enum MHD_Result http_reply_error(struct MHD_Connection *conn, int code, const char *msg)
 {
-    return http_error_body(conn, code, msg, 0, 0, 0);
+    return http_error_body(conn, 0, code, msg, 0, 0, 0);
+}
+
+enum MHD_Result http_reply_error_status(struct MHD_Connection *conn, unsigned status, int code, const char *msg)
+{
+    return http_error_body(conn, status, code, msg, 0, 0, 0);
 }
 
 enum MHD_Result http_reply_record_error(struct MHD_Connection *conn, int code, const char *msg, size_t index,
                                         size_t offset)
 {
-    return http_error_body(conn, code, msg, 1, index, offset);
+    return http_error_body(conn, 0, code, msg, 1, index, offset);
 }
 
 static int http_token_ok(tarn_server *s, struct MHD_Connection *conn)
@@ -74,19 +79,33 @@ static int http_token_ok(tarn_server *s, struct MHD_Connection *conn)
 }
 
 /* Splits "/v1/tables/db/t/records" into at most max segments (in place in
- * buf). Returns the number of segments, or -1 if there are more. */
+ * buf). Empty segments are kept, so "//" never matches a route. Returns the
+ * number of segments, or -1 if there are more. */
 static int http_split_path(const char *url, char *buf, size_t bufsz, char **seg, int max)
 {
     size_t n = strlen(url);
-    if (n >= bufsz) return -1;
-    memcpy(buf, url, n + 1);
+    if (n >= bufsz || url[0] != '/') return -1;
+    memcpy(buf, url + 1, n);
     int count = 0;
-    char *save = NULL;
-    for (char *p = strtok_r(buf, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
+    char *p = buf;
+    for (;;) {
         if (count == max) return -1;
         seg[count++] = p;
+        char *slash = strchr(p, '/');
+        if (!slash) break;
+        *slash = '\0';
+        p = slash + 1;
     }
+    if (count == 1 && seg[0][0] == '\0') return 0;
     return count;
+}
+
+/* libmicrohttpd would decode %XX in the path before routing, turning
+ * "/v1/tables/a%2Fb/records" into another table's path. Tarn's names need no
+ * escaping, so the path is left as sent: a name with '%' is simply invalid. */
+size_t tarn_http_unescape(void *cls, struct MHD_Connection *conn, char *uri)
+{
+    return strlen(uri);
 }
 
 enum route_id {

@@ -93,7 +93,7 @@ enum MHD_Result api_records(tarn_server *s, struct MHD_Connection *conn, http_re
                             const char *table)
 {
     tarn_errbuf eb = {{0}};
-    enum tarn_body_format fmt;
+    enum tarn_body_format fmt = TARN_BODY_JSON;
     int rc = ingest_media_type(conn, &fmt, &eb);
     if (rc) return http_reply_error(conn, rc, eb.msg);
 

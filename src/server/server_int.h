@@ -39,9 +39,14 @@ enum MHD_Result tarn_http_handler(void *cls, struct MHD_Connection *conn, const 
 void tarn_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe);
 
+/* libmicrohttpd's unescape callback (http.c): leaves the URL as sent. */
+size_t tarn_http_unescape(void *cls, struct MHD_Connection *conn, char *uri);
+
 /* Replies (http.c). The error body is {"error":{"code","message"[,"index","offset"]}}. */
 enum MHD_Result http_reply(struct MHD_Connection *conn, unsigned status, const char *content_type, tarn_buf *body);
 enum MHD_Result http_reply_error(struct MHD_Connection *conn, int code, const char *msg);
+/* The same with an explicit status instead of the code's own. */
+enum MHD_Result http_reply_error_status(struct MHD_Connection *conn, unsigned status, int code, const char *msg);
 enum MHD_Result http_reply_record_error(struct MHD_Connection *conn, int code, const char *msg, size_t index,
                                         size_t offset);
 

@@ -52,8 +52,8 @@ static char *merged(const char *a, const char *b)
 TEST(normalizes_inferred_types)
 {
     CHECK_NORM("INTEGER", "BIGINT");
-    CHECK_NORM("UBIGINT", "DOUBLE");
-    CHECK_NORM("HUGEINT", "DOUBLE");
+    CHECK_NORM("UBIGINT", "HUGEINT");
+    CHECK_NORM("HUGEINT", "HUGEINT");
     CHECK_NORM("DECIMAL(18,3)", "DOUBLE");
     CHECK_NORM("JSON", "VARCHAR");
     CHECK_NORM("MAP(VARCHAR, JSON)", "VARCHAR");
@@ -85,6 +85,8 @@ TEST(widening_rules)
 {
     CHECK_MERGE("BIGINT", "BIGINT", "BIGINT");
     CHECK_MERGE("BIGINT", "DOUBLE", "DOUBLE");
+    CHECK_MERGE("BIGINT", "HUGEINT", "HUGEINT");
+    CHECK_MERGE("HUGEINT", "DOUBLE", "DOUBLE");
     CHECK_MERGE("BIGINT", "VARCHAR", "VARCHAR");
     CHECK_MERGE("DOUBLE", "VARCHAR", "VARCHAR");
     CHECK_MERGE("BOOLEAN", "BIGINT", "VARCHAR");
@@ -128,11 +130,30 @@ TEST(column_lists_merge_in_place_and_append)
     tarn_columns_free(out, n);
 }
 
+TEST(hugeint_narrows_to_bigint_for_a_first_attempt)
+{
+    tarn_column cols[2];
+    cols[0].name = strdup("big");
+    cols[0].type = strdup("HUGEINT");
+    cols[1].name = strdup("s");
+    cols[1].type = strdup("STRUCT(\"HUGEINT\" HUGEINT, x VARCHAR)[]");
+    tarn_errbuf eb = {{0}};
+    CHECK_EQ_INT(tarn_columns_narrow_hugeint(cols, 2, &eb), 2);
+    CHECK_EQ_STR(cols[0].type, "BIGINT");
+    CHECK_EQ_STR(cols[1].type, "STRUCT(\"HUGEINT\" BIGINT, \"x\" VARCHAR)[]");
+    CHECK_EQ_INT(tarn_columns_narrow_hugeint(cols, 2, &eb), 0);
+    for (int i = 0; i < 2; i++) {
+        free(cols[i].name);
+        free(cols[i].type);
+    }
+}
+
 int main(void)
 {
     RUN(normalizes_inferred_types);
     RUN(rejects_bad_type_text);
     RUN(widening_rules);
     RUN(column_lists_merge_in_place_and_append);
+    RUN(hugeint_narrows_to_bigint_for_a_first_attempt);
     return test_main_end();
 }
