@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -229,6 +230,14 @@ int tarn_name_valid(const char *s)
         if (n >= 128) return 0;
     }
     return n > 0;
+}
+
+int tarn_db_name_reserved(const char *s)
+{
+    static const char *const reserved[] = {"memory", "system", "temp", "main", "information_schema", "pg_catalog"};
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
+        if (strcasecmp(s, reserved[i]) == 0) return 1;
+    return 0;
 }
 
 int tarn_random_bytes(void *out, size_t n)

@@ -37,6 +37,9 @@ void tarn_format_iso8601(int64_t us, char *out);
 
 /* A database or table name: 1 to 128 of [A-Za-z0-9_]. */
 int tarn_name_valid(const char *s);
+/* Non-zero for database names DuckDB keeps for itself (memory, system, temp,
+ * main, information_schema, pg_catalog): no table there could be queried. */
+int tarn_db_name_reserved(const char *s);
 
 /* Fills out with n cryptographically random bytes. */
 int tarn_random_bytes(void *out, size_t n);

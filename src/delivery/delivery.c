@@ -515,8 +515,8 @@ out:
 
 /* ------------------------------------------------------------ compaction */
 
-static int compact_group(tarn_delivery *d, tarn_table *t, const tarn_table_info *info, tarn_file *group, size_t n,
-                         tarn_errbuf *eb)
+/* Merges files of one partition and one schema version into one file. */
+static int compact_group(tarn_delivery *d, tarn_table *t, tarn_file *group, size_t n, tarn_errbuf *eb)
 {
     const char **paths = calloc(n, sizeof *paths);
     const char **rels = calloc(n, sizeof *rels);
@@ -541,7 +541,7 @@ static int compact_group(tarn_delivery *d, tarn_table *t, const tarn_table_info 
              (long long)first, (long long)lastseq);
     int64_t rows = 0;
     if (rc == TARN_OK)
-        rc = tarn_writer_merge_parquet(d->writer, paths, n, info->columns, info->ncolumns, staged, &rows, eb);
+        rc = tarn_writer_merge_parquet(d->writer, paths, n, staged, &rows, eb);
     int64_t want = 0;
     for (size_t i = 0; i < n; i++) want += group[i].rows;
     if (rc == TARN_OK && rows != want)
@@ -550,7 +550,7 @@ static int compact_group(tarn_delivery *d, tarn_table *t, const tarn_table_info 
     int64_t size = rc == TARN_OK ? file_size(staged) : 0;
     if (rc == TARN_OK) rc = lake_install(d, staged, rel, eb);
     if (rc == TARN_OK) {
-        tarn_file nf = {rel, "processed", group[0].partition, first, lastseq, rows, size, info->schema_version, 0};
+        tarn_file nf = {rel, "processed", group[0].partition, first, lastseq, rows, size, group[0].schema_version, 0};
         rc = tarn_catalog_replace_files(d->cat, t->id, rels, n, &nf, eb);
         if (rc) {
             char dst[PATH_MAX];
@@ -578,37 +578,41 @@ static int compact_group(tarn_delivery *d, tarn_table *t, const tarn_table_info 
 static void table_compact(tarn_delivery *d, tarn_table *t)
 {
     tarn_errbuf eb = {{0}};
-    tarn_table_info info;
-    memset(&info, 0, sizeof info);
     tarn_file *files = NULL;
     size_t n = 0;
-    if (tarn_catalog_get_table(d->cat, t->db, t->name, &info, &eb) ||
-        tarn_catalog_live_files(d->cat, t->id, "processed", &files, &n, &eb))
-        goto out;
+    if (tarn_catalog_live_files(d->cat, t->id, "processed", &files, &n, &eb)) goto out;
     /* live_files is ordered by path, so a partition's files are adjacent. */
     for (size_t i = 0; i < n;) {
         size_t j = i;
         while (j < n && strcmp(files[j].partition, files[i].partition) == 0) j++;
-        /* Files of this partition: [i, j). Sort small ones by first_seq. */
-        size_t nsmall = 0;
+        /* Files of this partition: [i, j). Compact the small ones of each
+         * schema version separately (a file keeps the types it was written
+         * with; the query views cast per version), in first_seq order. */
         tarn_file *small = calloc(j - i, sizeof *small);
         if (!small) goto out;
-        for (size_t k = i; k < j; k++)
-            if ((size_t)files[k].bytes < d->opts.compact_target / 2) small[nsmall++] = files[k];
-        for (size_t a = 1; a < nsmall; a++)
-            for (size_t b = a; b > 0 && small[b - 1].first_seq > small[b].first_seq; b--) {
-                tarn_file tmp = small[b];
-                small[b] = small[b - 1];
-                small[b - 1] = tmp;
-            }
-        if (nsmall >= (size_t)d->opts.compact_min_files) {
+        for (size_t v0 = i; v0 < j; v0++) {
+            int64_t version = files[v0].schema_version;
+            int seen = 0;
+            for (size_t k = i; k < v0 && !seen; k++) seen = files[k].schema_version == version;
+            if (seen) continue;
+            size_t nsmall = 0;
+            for (size_t k = i; k < j; k++)
+                if (files[k].schema_version == version && (size_t)files[k].bytes < d->opts.compact_target / 2)
+                    small[nsmall++] = files[k];
+            for (size_t a = 1; a < nsmall; a++)
+                for (size_t b = a; b > 0 && small[b - 1].first_seq > small[b].first_seq; b--) {
+                    tarn_file tmp = small[b];
+                    small[b] = small[b - 1];
+                    small[b - 1] = tmp;
+                }
+            if (nsmall < (size_t)d->opts.compact_min_files) continue;
             size_t start = 0;
             while (start < nsmall) {
                 size_t end = start;
                 int64_t sum = 0;
                 while (end < nsmall && (end == start || sum + small[end].bytes <= (int64_t)d->opts.compact_target))
                     sum += small[end++].bytes;
-                if (end - start >= 2 && compact_group(d, t, &info, small + start, end - start, &eb))
+                if (end - start >= 2 && compact_group(d, t, small + start, end - start, &eb))
                     tarn_log_error(LOG, "%s.%s: compaction failed: %s", t->db, t->name, eb.msg);
                 start = end;
             }
@@ -618,7 +622,6 @@ static void table_compact(tarn_delivery *d, tarn_table *t)
     }
 out:
     tarn_files_free(files, n);
-    tarn_table_info_free(&info);
 }
 
 /* Deletes files replaced longer than the grace period ago (before_ms) and

@@ -191,25 +191,17 @@ int tarn_writer_ndjson_to_parquet(tarn_writer *w, const char *ndjson, const tarn
     return rc;
 }
 
-int tarn_writer_merge_parquet(tarn_writer *w, const char *const *files, size_t nfiles, const tarn_column *cols,
-                              size_t ncols, const char *parquet, int64_t *rows, tarn_errbuf *eb)
+int tarn_writer_merge_parquet(tarn_writer *w, const char *const *files, size_t nfiles, const char *parquet,
+                              int64_t *rows, tarn_errbuf *eb)
 {
     tarn_buf sql;
     tarn_buf_init(&sql, 16 << 20);
-    int rc = tarn_buf_append_str(&sql, "COPY (SELECT ");
-    for (size_t i = 0; i < ncols && !rc; i++) {
-        if (i) rc = tarn_buf_append_str(&sql, ", ");
-        if (!rc) rc = tarn_buf_append_str(&sql, "CAST(");
-        if (!rc) rc = tarn_sql_ident(&sql, cols[i].name);
-        if (!rc) rc = tarn_buf_printf(&sql, " AS %s) AS ", cols[i].type);
-        if (!rc) rc = tarn_sql_ident(&sql, cols[i].name);
-    }
-    if (!rc) rc = tarn_buf_append_str(&sql, " FROM read_parquet([");
+    int rc = tarn_buf_append_str(&sql, "COPY (SELECT * FROM read_parquet([");
     for (size_t i = 0; i < nfiles && !rc; i++) {
         if (i) rc = tarn_buf_append_char(&sql, ',');
         if (!rc) rc = tarn_sql_string(&sql, files[i]);
     }
-    if (!rc) rc = tarn_buf_append_str(&sql, "], union_by_name=true, hive_partitioning=false) ORDER BY \"_seq\") TO ");
+    if (!rc) rc = tarn_buf_append_str(&sql, "], hive_partitioning=false) ORDER BY \"_seq\") TO ");
     if (!rc) rc = tarn_sql_string(&sql, parquet);
     if (!rc) rc = tarn_buf_append_str(&sql, " (FORMAT parquet, COMPRESSION snappy)");
     if (!rc) rc = writer_copy_rows(w, sql.data, rows, eb);

@@ -27,8 +27,9 @@ int tarn_writer_infer(tarn_writer *w, const char *const *files, size_t nfiles, i
  * columns (values convert to the column types; absent fields are NULL). */
 int tarn_writer_ndjson_to_parquet(tarn_writer *w, const char *ndjson, const tarn_column *cols, size_t ncols,
                                   const char *parquet, int64_t *rows, tarn_errbuf *eb);
-/* Merges Parquet files into one, cast to cols, ordered by _seq. */
-int tarn_writer_merge_parquet(tarn_writer *w, const char *const *files, size_t nfiles, const tarn_column *cols,
-                              size_t ncols, const char *parquet, int64_t *rows, tarn_errbuf *eb);
+/* Merges Parquet files written with the same schema into one, ordered by
+ * _seq. */
+int tarn_writer_merge_parquet(tarn_writer *w, const char *const *files, size_t nfiles, const char *parquet,
+                              int64_t *rows, tarn_errbuf *eb);
 
 #endif

@@ -149,6 +149,8 @@ static int http_route(const char *url, const char *method, route *r, tarn_errbuf
                 return tarn_errbuf_set(eb, TARN_EINVAL,
                                        "invalid database name '%.128s': use 1 to 128 letters, digits or underscores",
                                        seg[2]);
+            if (r->id == ROUTE_RECORDS && tarn_db_name_reserved(seg[2]))
+                return tarn_errbuf_set(eb, TARN_EINVAL, "database name '%s' is reserved", seg[2]);
             if (!tarn_name_valid(seg[3]))
                 return tarn_errbuf_set(eb, TARN_EINVAL,
                                        "invalid table name '%.128s': use 1 to 128 letters, digits or underscores",

@@ -1,0 +1,1883 @@
+/* query.c - see query.h.
+ *
+ * Layout of the engine:
+ *
+ *   one in-memory DuckDB database, hardened at open (below), holding
+ *     schema "<db>" per catalog database and view "<db>"."<table>" per table
+ *   one internal connection (ddl) that creates the views, under ddl_lock
+ *   a registry of the views (names, bytes of their files, the column types
+ *     each schema version's files were written with), under reg_lock; the
+ *     SQL checker resolves table names against it
+ *   one watchdog thread that interrupts queries past their deadline
+ *   a fresh connection per query, so queries never share session state
+ *
+ * A view reads exactly the catalog's live processed files, never a glob:
+ *
+ *   SELECT CAST("c1" AS T1) AS "c1", ..., "ingestion_date"
+ *     FROM read_parquet([<files of schema version 1>], hive_partitioning=true, union_by_name=true)
+ *   UNION ALL
+ *   SELECT ... FROM read_parquet([<files of schema version 2>], ...)
+ *
+ * Each branch holds the files of one schema version (and one set of
+ * partition keys). One read_parquet over every file would be simpler, but
+ * DuckDB's union_by_name cannot unify all of Tarn's widenings: a column that
+ * was a STRUCT or a LIST in old files and VARCHAR in new ones fails at read
+ * time ("failed to cast column from VARCHAR to STRUCT"). Per version, the
+ * engine knows the files' own types (DESCRIBE of one file, cached) and
+ * writes the right conversion: CAST for widenings DuckDB can cast (BIGINT to
+ * DOUBLE, DATE to TIMESTAMP, struct fields added), to_json() for nested
+ * values that became VARCHAR (the delivery's rule: nested values widen to
+ * their JSON text), NULL for columns older files lack. The catalog's current
+ * schema is therefore authoritative for every file.
+ *
+ * Result encoding reads DuckDB's vectors directly (nested values included;
+ * duckdb_value_varchar cannot render STRUCT or LIST). Numbers, strings,
+ * booleans, dates and timestamps are formatted here; rarer scalar types go
+ * through duckdb_get_varchar on a duckdb_value, which is DuckDB's own CAST
+ * to VARCHAR.
+ *
+ * bytes_scanned is the total size of the live Parquet files of the catalog
+ * tables the statement references (each counted once): an upper bound that
+ * ignores partition pruning and column projection. DuckDB 1.5.6's profiler
+ * was measured and cannot give the real figure: its TOTAL_BYTES_READ counts
+ * the database's own block reads (256 or 512 bytes for a 1.3 MB Parquet
+ * scan), and enable_profiling is a per-connection setting that cannot be set
+ * globally (neither with SET GLOBAL nor at open) nor after
+ * lock_configuration. DuckDB's FileSystem log (enable_logging before the
+ * lock, then duckdb_logs per connection_id) does record every byte read, but
+ * its in-memory log grows until truncate_duckdb_logs(), which clears the
+ * entries of queries still running: not used for now.
+ */
+#include "query.h"
+
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "query/sqlcheck.h" /* includes duckdb.h */
+
+#define LOG "query"
+
+#define QUERY_DEFAULT_TIMEOUT_MS 60000
+#define QUERY_DEFAULT_MAX_ROWS 100000
+#define QUERY_DEFAULT_MAX_SQL (256 * 1024)
+#define QUERY_DEFAULT_MAX_RESULT ((size_t)256 << 20)
+/* After a deadline the watchdog interrupts again at this interval: an
+ * interrupt that lands before DuckDB starts executing (while the query is
+ * being prepared) is cleared when execution begins (measured), so one
+ * interrupt is not enough. */
+#define QUERY_REINTERRUPT_MS 50
+#define QUERY_MAX_VIEW_SQL ((size_t)256 << 20)
+
+/* ---- registry of views -------------------------------------------------- */
+
+/* The column names and DuckDB types that the files of one schema version
+ * were written with, as DESCRIBE reports them. */
+typedef struct query_version {
+    int64_t version;
+    size_t ncols;
+    char **names;
+    char **types;
+} query_version;
+
+typedef struct query_table {
+    char *db;
+    char *name;
+    int has_view;   /* 0 if the table has no columns (or its view failed) */
+    int64_t bytes;  /* live processed files */
+    query_version *versions;
+    size_t nversions;
+} query_table;
+
+/* A query's registration with the watchdog. */
+typedef struct query_watch {
+    duckdb_connection conn;
+    int64_t deadline_ms;
+    atomic_int fired;
+    struct query_watch *prev, *next;
+} query_watch;
+
+struct tarn_query_engine {
+    tarn_catalog *cat;
+    char *lake_dir; /* absolute, no trailing slash */
+    int64_t timeout_ms;
+    int64_t max_rows;
+    size_t max_sql;
+    size_t max_result_bytes;
+
+    duckdb_database db;
+    duckdb_connection ddl;
+    pthread_mutex_t ddl_lock;
+
+    pthread_mutex_t reg_lock;
+    query_table *tables;
+    size_t ntables, cap_tables;
+    char **dbs; /* schemas created */
+    size_t ndbs, cap_dbs;
+
+    /* DuckDB's keywords, sorted: a struct field named like one is quoted in
+     * type text, as DuckDB prints it. */
+    char **keywords;
+    size_t nkeywords;
+
+    pthread_mutex_t wd_lock;
+    pthread_cond_t wd_cond;
+    query_watch *watches;
+    int wd_stop;
+    int wd_started;
+    pthread_t wd_thread;
+};
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static int64_t query_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "name" with embedded quotes doubled. */
+static int query_ident(tarn_buf *b, const char *name)
+{
+    int rc = tarn_buf_append_char(b, '"');
+    for (const char *p = name; !rc && *p; p++) {
+        rc = *p == '"' ? tarn_buf_append(b, "\"\"", 2) : tarn_buf_append_char(b, *p);
+    }
+    return rc ? rc : tarn_buf_append_char(b, '"');
+}
+
+/* 'text' with embedded quotes doubled. */
+static int query_string(tarn_buf *b, const char *text)
+{
+    int rc = tarn_buf_append_char(b, '\'');
+    for (const char *p = text; !rc && *p; p++) {
+        rc = *p == '\'' ? tarn_buf_append(b, "''", 2) : tarn_buf_append_char(b, *p);
+    }
+    return rc ? rc : tarn_buf_append_char(b, '\'');
+}
+
+static int query_exec(duckdb_connection conn, const char *sql, tarn_errbuf *eb)
+{
+    duckdb_result res;
+    int rc = TARN_OK;
+    if (duckdb_query(conn, sql, &res) != DuckDBSuccess) {
+        const char *m = duckdb_result_error(&res);
+        rc = tarn_errbuf_set(eb, TARN_ESQL, "%s", m ? m : "DuckDB error");
+    }
+    duckdb_destroy_result(&res);
+    return rc;
+}
+
+static char *query_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    if (p) memcpy(p, s, n);
+    return p;
+}
+
+static int query_valid(duckdb_vector v, idx_t row)
+{
+    uint64_t *validity = duckdb_vector_get_validity(v);
+    return !validity || duckdb_validity_row_is_valid(validity, row);
+}
+
+/* Copies a VARCHAR cell of a flat vector into a malloc'd string. */
+static char *query_vector_str(duckdb_vector v, idx_t row)
+{
+    duckdb_string_t *s = (duckdb_string_t *)duckdb_vector_get_data(v) + row;
+    uint32_t n = duckdb_string_t_length(*s);
+    char *p = malloc((size_t)n + 1);
+    if (!p) return NULL;
+    memcpy(p, duckdb_string_t_data(s), n);
+    p[n] = '\0';
+    return p;
+}
+
+/* ---- registry ------------------------------------------------------------ */
+
+static void query_version_free(query_version *v)
+{
+    for (size_t i = 0; i < v->ncols; i++) {
+        free(v->names[i]);
+        free(v->types[i]);
+    }
+    free(v->names);
+    free(v->types);
+    memset(v, 0, sizeof *v);
+}
+
+static void query_table_free(query_table *t)
+{
+    free(t->db);
+    free(t->name);
+    for (size_t i = 0; i < t->nversions; i++) query_version_free(&t->versions[i]);
+    free(t->versions);
+    memset(t, 0, sizeof *t);
+}
+
+/* Caller holds reg_lock. */
+static query_table *query_find_table(tarn_query_engine *e, const char *db, const char *name)
+{
+    for (size_t i = 0; i < e->ntables; i++)
+        if (tarn_sqlcheck_ident_eq(e->tables[i].db, db) && tarn_sqlcheck_ident_eq(e->tables[i].name, name))
+            return &e->tables[i];
+    return NULL;
+}
+
+/* Caller holds reg_lock. */
+static int query_has_db(tarn_query_engine *e, const char *db)
+{
+    for (size_t i = 0; i < e->ndbs; i++)
+        if (tarn_sqlcheck_ident_eq(e->dbs[i], db)) return 1;
+    return 0;
+}
+
+/* Caller holds reg_lock. Records that schema db exists. */
+static int query_add_db(tarn_query_engine *e, const char *db)
+{
+    if (query_has_db(e, db)) return TARN_OK;
+    if (e->ndbs == e->cap_dbs) {
+        size_t cap = e->cap_dbs ? e->cap_dbs * 2 : 8;
+        char **p = realloc(e->dbs, cap * sizeof *p);
+        if (!p) return TARN_ENOMEM;
+        e->dbs = p;
+        e->cap_dbs = cap;
+    }
+    if (!(e->dbs[e->ndbs] = query_strdup(db))) return TARN_ENOMEM;
+    e->ndbs++;
+    return TARN_OK;
+}
+
+/* Caller holds reg_lock. Returns the entry for db.name, created if new. */
+static query_table *query_table_entry(tarn_query_engine *e, const char *db, const char *name)
+{
+    query_table *t = query_find_table(e, db, name);
+    if (t) return t;
+    if (e->ntables == e->cap_tables) {
+        size_t cap = e->cap_tables ? e->cap_tables * 2 : 16;
+        query_table *p = realloc(e->tables, cap * sizeof *p);
+        if (!p) return NULL;
+        e->tables = p;
+        e->cap_tables = cap;
+    }
+    t = &e->tables[e->ntables];
+    memset(t, 0, sizeof *t);
+    t->db = query_strdup(db);
+    t->name = query_strdup(name);
+    if (!t->db || !t->name) {
+        query_table_free(t);
+        return NULL;
+    }
+    e->ntables++;
+    return t;
+}
+
+/* ---- building views -------------------------------------------------------- */
+
+/* Reads the column names and types of one Parquet file (what its schema
+ * version was written with). Runs on the ddl connection. */
+static int query_describe_file(tarn_query_engine *e, const char *abs_path, query_version *out, tarn_errbuf *eb)
+{
+    tarn_buf sql;
+    tarn_buf_init(&sql, 1 << 20);
+    int rc = tarn_buf_append_str(&sql, "DESCRIBE SELECT * FROM read_parquet(");
+    if (!rc) rc = query_string(&sql, abs_path);
+    if (!rc) rc = tarn_buf_append_str(&sql, ", hive_partitioning=false)");
+    if (rc) {
+        tarn_buf_free(&sql);
+        return tarn_errbuf_set(eb, rc, "path too long");
+    }
+    duckdb_result res;
+    if (duckdb_query(e->ddl, sql.data, &res) != DuckDBSuccess) {
+        const char *m = duckdb_result_error(&res);
+        rc = tarn_errbuf_set(eb, TARN_EIO, "reading the schema of %s: %s", abs_path, m ? m : "?");
+        duckdb_destroy_result(&res);
+        tarn_buf_free(&sql);
+        return rc;
+    }
+    tarn_buf_free(&sql);
+    duckdb_data_chunk chunk;
+    while (!rc && (chunk = duckdb_fetch_chunk(res)) != NULL) {
+        idx_t n = duckdb_data_chunk_get_size(chunk);
+        duckdb_vector names = duckdb_data_chunk_get_vector(chunk, 0);
+        duckdb_vector types = duckdb_data_chunk_get_vector(chunk, 1);
+        char **nn = realloc(out->names, (out->ncols + n) * sizeof *nn);
+        if (nn) out->names = nn;
+        char **tt = realloc(out->types, (out->ncols + n) * sizeof *tt);
+        if (tt) out->types = tt;
+        if (!nn || !tt) rc = TARN_ENOMEM;
+        for (idx_t i = 0; !rc && i < n; i++) {
+            out->names[out->ncols] = query_vector_str(names, i);
+            out->types[out->ncols] = query_vector_str(types, i);
+            if (!out->names[out->ncols] || !out->types[out->ncols]) {
+                free(out->names[out->ncols]);
+                free(out->types[out->ncols]);
+                rc = TARN_ENOMEM;
+                break;
+            }
+            out->ncols++;
+        }
+        duckdb_destroy_data_chunk(&chunk);
+    }
+    duckdb_destroy_result(&res);
+    if (rc) return tarn_errbuf_set(eb, rc, "out of memory");
+    return TARN_OK;
+}
+
+static int query_type_is_nested(const char *type)
+{
+    size_t n = strlen(type);
+    return strncmp(type, "STRUCT(", 7) == 0 || strncmp(type, "MAP(", 4) == 0 || strncmp(type, "UNION(", 6) == 0 ||
+           (n > 0 && type[n - 1] == ']');
+}
+
+/* The partition keys of a file ("k=v/k2=v2" -> "k/k2"), into out. */
+static int query_partition_keys(const char *partition, tarn_buf *out)
+{
+    tarn_buf_reset(out);
+    int rc = tarn_buf_append_str(out, "");
+    const char *p = partition ? partition : "";
+    while (!rc && *p) {
+        const char *seg_end = strchr(p, '/');
+        if (!seg_end) seg_end = p + strlen(p);
+        const char *eq = memchr(p, '=', (size_t)(seg_end - p));
+        if (eq && eq > p) {
+            if (out->len) rc = tarn_buf_append_char(out, '/');
+            if (!rc) rc = tarn_buf_append(out, p, (size_t)(eq - p));
+        }
+        p = *seg_end ? seg_end + 1 : seg_end;
+    }
+    return rc;
+}
+
+/* A file path from the catalog, relative to the lake: must stay inside it. */
+static int query_rel_path_ok(const char *rel)
+{
+    if (!*rel || rel[0] == '/') return 0;
+    for (const char *p = rel; *p;) {
+        const char *end = strchr(p, '/');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.')) return 0;
+        p += n;
+        if (*p == '/') p++;
+    }
+    return 1;
+}
+
+/* One branch of a table: the files of one schema version and partition key
+ * set. */
+typedef struct query_branch {
+    int64_t version;
+    char *keys; /* "k/k2" */
+    size_t *files; /* indexes into the file array */
+    size_t nfiles;
+} query_branch;
+
+static void query_branches_free(query_branch *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(b[i].keys);
+        free(b[i].files);
+    }
+    free(b);
+}
+
+/* Groups files into branches, in order of first appearance. */
+static int query_group_files(const tarn_file *files, size_t nfiles, query_branch **out, size_t *nout)
+{
+    query_branch *br = NULL;
+    size_t nbr = 0;
+    tarn_buf keys;
+    tarn_buf_init(&keys, 1 << 16);
+    int rc = TARN_OK;
+    for (size_t i = 0; i < nfiles && !rc; i++) {
+        if ((rc = query_partition_keys(files[i].partition, &keys))) break;
+        size_t j;
+        for (j = 0; j < nbr; j++)
+            if (br[j].version == files[i].schema_version && strcmp(br[j].keys, keys.data) == 0) break;
+        if (j == nbr) {
+            query_branch *p = realloc(br, (nbr + 1) * sizeof *p);
+            if (!p) {
+                rc = TARN_ENOMEM;
+                break;
+            }
+            br = p;
+            memset(&br[nbr], 0, sizeof br[nbr]);
+            br[nbr].version = files[i].schema_version;
+            br[nbr].keys = query_strdup(keys.data);
+            br[nbr].files = malloc(nfiles * sizeof(size_t));
+            nbr++;
+            if (!br[j].keys || !br[j].files) {
+                rc = TARN_ENOMEM;
+                break;
+            }
+        }
+        br[j].files[br[j].nfiles++] = i;
+    }
+    tarn_buf_free(&keys);
+    if (rc) {
+        query_branches_free(br, nbr);
+        return rc;
+    }
+    *out = br;
+    *nout = nbr;
+    return TARN_OK;
+}
+
+/* Whether key (a partition key) is in the "k/k2" list. */
+static int query_keys_have(const char *keys, const char *key)
+{
+    size_t n = strlen(key);
+    for (const char *p = keys; *p;) {
+        const char *end = strchr(p, '/');
+        size_t m = end ? (size_t)(end - p) : strlen(p);
+        if (m == n && strncmp(p, key, n) == 0) return 1;
+        p += m;
+        if (*p == '/') p++;
+    }
+    return 0;
+}
+
+/* Adds the keys of "k/k2" not yet in *all (NULL-terminated array). */
+static int query_keys_collect(const char *keys, const tarn_table_info *t, char ***all, size_t *n)
+{
+    for (const char *p = keys; *p;) {
+        const char *end = strchr(p, '/');
+        size_t m = end ? (size_t)(end - p) : strlen(p);
+        char *k = malloc(m + 1);
+        if (!k) return TARN_ENOMEM;
+        memcpy(k, p, m);
+        k[m] = '\0';
+        int dup = 0;
+        for (size_t i = 0; i < *n && !dup; i++) dup = strcmp((*all)[i], k) == 0;
+        /* A catalog column of the same name wins over the path's value. */
+        for (size_t i = 0; i < t->ncolumns && !dup; i++) dup = tarn_sqlcheck_ident_eq(t->columns[i].name, k);
+        if (dup) {
+            free(k);
+        } else {
+            char **a = realloc(*all, (*n + 1) * sizeof *a);
+            if (!a) {
+                free(k);
+                return TARN_ENOMEM;
+            }
+            *all = a;
+            (*all)[(*n)++] = k;
+        }
+        p += m;
+        if (*p == '/') p++;
+    }
+    return TARN_OK;
+}
+
+/* The expression that reads catalog column col from files of version v. */
+static int query_column_expr(tarn_buf *sql, const tarn_column *col, const query_version *v)
+{
+    const char *file_type = NULL;
+    const char *file_name = NULL;
+    for (size_t i = 0; i < v->ncols && !file_name; i++)
+        if (strcmp(v->names[i], col->name) == 0) file_name = v->names[i], file_type = v->types[i];
+    for (size_t i = 0; i < v->ncols && !file_name; i++)
+        if (tarn_sqlcheck_ident_eq(v->names[i], col->name)) file_name = v->names[i], file_type = v->types[i];
+    int rc;
+    if (!file_name) {
+        rc = tarn_buf_printf(sql, "CAST(NULL AS %s)", col->type);
+    } else if (tarn_sqlcheck_ident_eq(col->type, "VARCHAR") && query_type_is_nested(file_type)) {
+        rc = tarn_buf_append_str(sql, "CAST(to_json(");
+        if (!rc) rc = query_ident(sql, file_name);
+        if (!rc) rc = tarn_buf_append_str(sql, ") AS VARCHAR)");
+    } else {
+        rc = tarn_buf_append_str(sql, "CAST(");
+        if (!rc) rc = query_ident(sql, file_name);
+        if (!rc) rc = tarn_buf_printf(sql, " AS %s)", col->type);
+    }
+    if (!rc) rc = tarn_buf_append_str(sql, " AS ");
+    if (!rc) rc = query_ident(sql, col->name);
+    return rc;
+}
+
+/* Caller holds ddl_lock. Finds (or reads and caches) the file types of a
+ * schema version. The registry entry is looked up under reg_lock each time
+ * because another thread may grow the table array. */
+static int query_version_types(tarn_query_engine *e, const tarn_table_info *t, int64_t version,
+                               const char *abs_path, query_version *copy_out, tarn_errbuf *eb)
+{
+    pthread_mutex_lock(&e->reg_lock);
+    query_table *qt = query_find_table(e, t->db, t->name);
+    for (size_t i = 0; qt && i < qt->nversions; i++) {
+        if (qt->versions[i].version != version) continue;
+        /* Shallow copy: only the ddl thread (us) ever frees versions. */
+        *copy_out = qt->versions[i];
+        pthread_mutex_unlock(&e->reg_lock);
+        return TARN_OK;
+    }
+    pthread_mutex_unlock(&e->reg_lock);
+
+    query_version v = {version, 0, NULL, NULL};
+    int rc = query_describe_file(e, abs_path, &v, eb);
+    if (rc) {
+        query_version_free(&v);
+        return rc;
+    }
+    pthread_mutex_lock(&e->reg_lock);
+    qt = query_table_entry(e, t->db, t->name);
+    query_version *nv = qt ? realloc(qt->versions, (qt->nversions + 1) * sizeof *nv) : NULL;
+    if (!nv) {
+        pthread_mutex_unlock(&e->reg_lock);
+        query_version_free(&v);
+        return tarn_errbuf_set(eb, TARN_ENOMEM, "out of memory");
+    }
+    qt->versions = nv;
+    qt->versions[qt->nversions++] = v;
+    *copy_out = v;
+    pthread_mutex_unlock(&e->reg_lock);
+    return TARN_OK;
+}
+
+/* Builds the SELECT of a table's view into sql. *bytes gets the size of the
+ * files it reads, *versions (malloc'd, owned by the caller) the schema
+ * versions of its branches. Caller holds ddl_lock. */
+static int query_view_sql(tarn_query_engine *e, const tarn_table_info *t, tarn_buf *sql, int64_t *bytes,
+                          int64_t **versions, size_t *nversions, tarn_errbuf *eb)
+{
+    tarn_file *files = NULL;
+    size_t nfiles = 0, nbr = 0, nkeys = 0;
+    query_branch *br = NULL;
+    char **keys = NULL;
+    tarn_buf path;
+    tarn_buf_init(&path, PATH_MAX * 4);
+    *bytes = 0;
+    int rc = tarn_catalog_live_files(e->cat, t->id, "processed", &files, &nfiles, eb);
+    if (rc) goto done;
+
+    if (nfiles == 0) {
+        /* No data yet: the typed columns, no rows, so queries bind. */
+        rc = tarn_buf_append_str(sql, "SELECT ");
+        for (size_t i = 0; i < t->ncolumns && !rc; i++) {
+            rc = tarn_buf_printf(sql, "%sCAST(NULL AS %s) AS ", i ? ", " : "", t->columns[i].type);
+            if (!rc) rc = query_ident(sql, t->columns[i].name);
+        }
+        if (!rc) rc = tarn_buf_append_str(sql, " WHERE false");
+        goto done;
+    }
+
+    for (size_t i = 0; i < nfiles; i++) {
+        if (!query_rel_path_ok(files[i].path)) {
+            rc = tarn_errbuf_set(eb, TARN_ECORRUPT, "catalog file path escapes the lake: %s", files[i].path);
+            goto done;
+        }
+        *bytes += files[i].bytes;
+    }
+    if ((rc = query_group_files(files, nfiles, &br, &nbr))) goto done;
+    for (size_t b = 0; b < nbr && !rc; b++) rc = query_keys_collect(br[b].keys, t, &keys, &nkeys);
+    if (!rc && !(*versions = malloc(nbr * sizeof **versions))) rc = TARN_ENOMEM;
+    for (size_t b = 0; b < nbr && !rc; b++) (*versions)[(*nversions)++] = br[b].version;
+
+    for (size_t b = 0; b < nbr && !rc; b++) {
+        const tarn_file *first = &files[br[b].files[0]];
+        tarn_buf_reset(&path);
+        rc = tarn_buf_printf(&path, "%s/%s", e->lake_dir, first->path);
+        query_version v = {0, 0, NULL, NULL};
+        if (!rc) rc = query_version_types(e, t, br[b].version, path.data, &v, eb);
+        if (rc) goto done;
+        rc = tarn_buf_append_str(sql, b ? " UNION ALL SELECT " : "SELECT ");
+        for (size_t i = 0; i < t->ncolumns && !rc; i++) {
+            if (i) rc = tarn_buf_append_str(sql, ", ");
+            if (!rc) rc = query_column_expr(sql, &t->columns[i], &v);
+        }
+        for (size_t k = 0; k < nkeys && !rc; k++) {
+            rc = tarn_buf_append_str(sql, query_keys_have(br[b].keys, keys[k]) ? ", " : ", NULL AS ");
+            if (!rc) rc = query_ident(sql, keys[k]);
+        }
+        if (!rc) rc = tarn_buf_append_str(sql, " FROM read_parquet([");
+        for (size_t f = 0; f < br[b].nfiles && !rc; f++) {
+            tarn_buf_reset(&path);
+            rc = tarn_buf_printf(&path, "%s/%s", e->lake_dir, files[br[b].files[f]].path);
+            if (!rc && f) rc = tarn_buf_append_char(sql, ',');
+            if (!rc) rc = query_string(sql, path.data);
+        }
+        if (!rc) rc = tarn_buf_append_str(sql, "], hive_partitioning=true, union_by_name=true)");
+    }
+    if (rc == TARN_ETOOBIG) rc = tarn_errbuf_set(eb, rc, "view definition too large");
+    if (rc == TARN_ENOMEM) rc = tarn_errbuf_set(eb, rc, "out of memory");
+
+done:
+    for (size_t k = 0; k < nkeys; k++) free(keys[k]);
+    free(keys);
+    query_branches_free(br, nbr);
+    tarn_files_free(files, nfiles);
+    tarn_buf_free(&path);
+    return rc;
+}
+
+/* Forgets cached file types of versions no live file has any more. */
+static void query_prune_versions(query_table *qt, const int64_t *live, size_t nlive)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < qt->nversions; i++) {
+        int keep = 0;
+        for (size_t j = 0; j < nlive && !keep; j++) keep = live[j] == qt->versions[i].version;
+        if (keep) qt->versions[w++] = qt->versions[i];
+        else query_version_free(&qt->versions[i]);
+    }
+    qt->nversions = w;
+}
+
+/* Creates or replaces the view of one table. Caller holds ddl_lock. */
+static int query_build_view(tarn_query_engine *e, const tarn_table_info *t, tarn_errbuf *eb)
+{
+    if (tarn_sqlcheck_reserved_db(t->db))
+        return tarn_errbuf_set(eb, TARN_EINVAL, "database name '%s' is reserved by the query engine", t->db);
+    tarn_buf sql;
+    tarn_buf_init(&sql, QUERY_MAX_VIEW_SQL);
+    int64_t bytes = 0, *versions = NULL;
+    size_t nversions = 0;
+    int rc = tarn_buf_append_str(&sql, "CREATE SCHEMA IF NOT EXISTS ");
+    if (!rc) rc = query_ident(&sql, t->db);
+    if (rc) goto done;
+    if ((rc = query_exec(e->ddl, sql.data, eb))) goto done;
+    pthread_mutex_lock(&e->reg_lock);
+    rc = query_add_db(e, t->db);
+    pthread_mutex_unlock(&e->reg_lock);
+    if (rc) goto done;
+
+    tarn_buf_reset(&sql);
+    if (t->ncolumns == 0) {
+        /* Nothing published yet: no view (the table is "not found"). */
+        rc = tarn_buf_append_str(&sql, "DROP VIEW IF EXISTS ");
+        if (!rc) rc = query_ident(&sql, t->db);
+        if (!rc) rc = tarn_buf_append_char(&sql, '.');
+        if (!rc) rc = query_ident(&sql, t->name);
+        if (!rc) rc = query_exec(e->ddl, sql.data, eb);
+        pthread_mutex_lock(&e->reg_lock);
+        query_table *qt = query_table_entry(e, t->db, t->name);
+        if (qt) qt->has_view = 0;
+        pthread_mutex_unlock(&e->reg_lock);
+        goto done;
+    }
+
+    const char **types = malloc(t->ncolumns * sizeof *types);
+    if (!types) {
+        rc = TARN_ENOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < t->ncolumns; i++) types[i] = t->columns[i].type;
+    rc = tarn_sqlcheck_types(e->ddl, types, t->ncolumns, eb);
+    free(types);
+    if (rc) goto done;
+
+    rc = tarn_buf_append_str(&sql, "CREATE OR REPLACE VIEW ");
+    if (!rc) rc = query_ident(&sql, t->db);
+    if (!rc) rc = tarn_buf_append_char(&sql, '.');
+    if (!rc) rc = query_ident(&sql, t->name);
+    if (!rc) rc = tarn_buf_append_str(&sql, " AS ");
+    if (rc) goto done;
+    if ((rc = query_view_sql(e, t, &sql, &bytes, &versions, &nversions, eb))) goto done;
+    if ((rc = query_exec(e->ddl, sql.data, eb))) goto done;
+
+    pthread_mutex_lock(&e->reg_lock);
+    query_table *qt = query_table_entry(e, t->db, t->name);
+    if (qt) {
+        qt->has_view = 1;
+        qt->bytes = bytes;
+        query_prune_versions(qt, versions, nversions);
+    } else {
+        rc = TARN_ENOMEM;
+    }
+    pthread_mutex_unlock(&e->reg_lock);
+
+done:
+    if (rc == TARN_ENOMEM) tarn_errbuf_set(eb, rc, "out of memory");
+    free(versions);
+    tarn_buf_free(&sql);
+    return rc;
+}
+
+int tarn_query_refresh_table(tarn_query_engine *e, const char *db, const char *table, tarn_errbuf *eb)
+{
+    tarn_table_info t;
+    memset(&t, 0, sizeof t);
+    int rc = tarn_catalog_get_table(e->cat, db, table, &t, eb);
+    if (rc) return rc;
+    pthread_mutex_lock(&e->ddl_lock);
+    rc = query_build_view(e, &t, eb);
+    pthread_mutex_unlock(&e->ddl_lock);
+    tarn_table_info_free(&t);
+    return rc;
+}
+
+/* ---- watchdog ---------------------------------------------------------------- */
+
+static void *query_watchdog_main(void *arg)
+{
+    tarn_query_engine *e = arg;
+    pthread_mutex_lock(&e->wd_lock);
+    while (!e->wd_stop) {
+        int64_t now = query_now_ms(), next = INT64_MAX;
+        for (query_watch *w = e->watches; w; w = w->next) {
+            if (w->deadline_ms <= now) {
+                /* Under wd_lock: the query cannot unregister and
+                 * disconnect while we touch its connection. */
+                atomic_store(&w->fired, 1);
+                duckdb_interrupt(w->conn);
+                if (now + QUERY_REINTERRUPT_MS < next) next = now + QUERY_REINTERRUPT_MS;
+            } else if (w->deadline_ms < next) {
+                next = w->deadline_ms;
+            }
+        }
+        if (next == INT64_MAX) {
+            pthread_cond_wait(&e->wd_cond, &e->wd_lock);
+        } else {
+            struct timespec ts = {(time_t)(next / 1000), (long)(next % 1000) * 1000000L};
+            pthread_cond_timedwait(&e->wd_cond, &e->wd_lock, &ts);
+        }
+    }
+    pthread_mutex_unlock(&e->wd_lock);
+    return NULL;
+}
+
+static void query_watch_add(tarn_query_engine *e, query_watch *w)
+{
+    pthread_mutex_lock(&e->wd_lock);
+    w->prev = NULL;
+    w->next = e->watches;
+    if (e->watches) e->watches->prev = w;
+    e->watches = w;
+    pthread_cond_signal(&e->wd_cond);
+    pthread_mutex_unlock(&e->wd_lock);
+}
+
+static void query_watch_remove(tarn_query_engine *e, query_watch *w)
+{
+    pthread_mutex_lock(&e->wd_lock);
+    if (w->prev) w->prev->next = w->next;
+    else e->watches = w->next;
+    if (w->next) w->next->prev = w->prev;
+    pthread_mutex_unlock(&e->wd_lock);
+}
+
+/* ---- open / close ----------------------------------------------------------- */
+
+static int query_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int query_load_keywords(tarn_query_engine *e, tarn_errbuf *eb)
+{
+    duckdb_result res;
+    if (duckdb_query(e->ddl, "SELECT lower(keyword_name) FROM duckdb_keywords()", &res) != DuckDBSuccess) {
+        int rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "duckdb_keywords: %s", duckdb_result_error(&res));
+        duckdb_destroy_result(&res);
+        return rc;
+    }
+    int rc = TARN_OK;
+    duckdb_data_chunk chunk;
+    while (!rc && (chunk = duckdb_fetch_chunk(res)) != NULL) {
+        idx_t n = duckdb_data_chunk_get_size(chunk);
+        duckdb_vector v = duckdb_data_chunk_get_vector(chunk, 0);
+        char **p = realloc(e->keywords, (e->nkeywords + n) * sizeof *p);
+        if (!p) rc = TARN_ENOMEM;
+        else e->keywords = p;
+        for (idx_t i = 0; !rc && i < n; i++) {
+            if (!query_valid(v, i)) continue;
+            char *k = query_vector_str(v, i);
+            if (!k) rc = TARN_ENOMEM;
+            else e->keywords[e->nkeywords++] = k;
+        }
+        duckdb_destroy_data_chunk(&chunk);
+    }
+    duckdb_destroy_result(&res);
+    if (rc) return tarn_errbuf_set(eb, rc, "out of memory");
+    qsort(e->keywords, e->nkeywords, sizeof *e->keywords, query_cmp_str);
+    return TARN_OK;
+}
+
+int tarn_query_engine_open(const tarn_query_opts *opts, tarn_catalog *cat, tarn_query_engine **out, tarn_errbuf *eb)
+{
+    *out = NULL;
+    if (!opts || !opts->lake_dir || opts->lake_dir[0] != '/' || !cat)
+        return tarn_errbuf_set(eb, TARN_EINVAL, "query engine needs an absolute lake directory and a catalog");
+    tarn_query_engine *e = calloc(1, sizeof *e);
+    if (!e) return tarn_errbuf_set(eb, TARN_ENOMEM, "out of memory");
+    e->cat = cat;
+    e->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : QUERY_DEFAULT_TIMEOUT_MS;
+    e->max_rows = opts->max_rows > 0 ? opts->max_rows : QUERY_DEFAULT_MAX_ROWS;
+    e->max_sql = opts->max_sql ? opts->max_sql : QUERY_DEFAULT_MAX_SQL;
+    e->max_result_bytes = opts->max_result_bytes ? opts->max_result_bytes : QUERY_DEFAULT_MAX_RESULT;
+    pthread_mutex_init(&e->ddl_lock, NULL);
+    pthread_mutex_init(&e->reg_lock, NULL);
+    pthread_mutex_init(&e->wd_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&e->wd_cond, &ca);
+    pthread_condattr_destroy(&ca);
+
+    int rc = tarn_mkdir_p(opts->lake_dir, eb);
+    if (rc) goto fail;
+    /* DuckDB checks allowed_directories against resolved paths: use the
+     * real path of the lake for both the allowance and the view paths. */
+    char real[PATH_MAX];
+    e->lake_dir = query_strdup(realpath(opts->lake_dir, real) ? real : opts->lake_dir);
+    if (!e->lake_dir) {
+        rc = tarn_errbuf_set(eb, TARN_ENOMEM, "out of memory");
+        goto fail;
+    }
+    size_t ll = strlen(e->lake_dir);
+    while (ll > 1 && e->lake_dir[ll - 1] == '/') e->lake_dir[--ll] = '\0';
+
+    duckdb_config cfg = NULL;
+    char *err = NULL;
+    if (duckdb_create_config(&cfg) != DuckDBSuccess) {
+        rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "duckdb: cannot create a config");
+        goto fail;
+    }
+    /* Extensions: nothing may be downloaded or loaded behind our back. */
+    duckdb_set_config(cfg, "autoinstall_known_extensions", "false");
+    duckdb_set_config(cfg, "autoload_known_extensions", "false");
+    duckdb_set_config(cfg, "allow_community_extensions", "false");
+    if (duckdb_open_ext(NULL, &e->db, cfg, &err) != DuckDBSuccess) {
+        rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "duckdb open: %s", err ? err : "failed");
+        duckdb_free(err);
+        duckdb_destroy_config(&cfg);
+        e->db = NULL;
+        goto fail;
+    }
+    duckdb_destroy_config(&cfg);
+    if (duckdb_connect(e->db, &e->ddl) != DuckDBSuccess) {
+        rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "duckdb connect failed");
+        e->ddl = NULL;
+        goto fail;
+    }
+
+    /* Hardening, in the order DuckDB accepts it (allowed_directories cannot
+     * be given at open; everything must precede lock_configuration). */
+    tarn_buf sql;
+    tarn_buf_init(&sql, 1 << 16);
+    rc = tarn_buf_append_str(&sql, "SET allowed_directories=[");
+    if (!rc) rc = query_string(&sql, e->lake_dir);
+    if (!rc) rc = tarn_buf_append_str(&sql, "]");
+    if (!rc) rc = query_exec(e->ddl, sql.data, eb);
+    if (!rc) rc = query_exec(e->ddl, "SET enable_external_access=false", eb);
+    /* Timestamps WITH TIME ZONE render in UTC whatever the host's zone. */
+    if (!rc) rc = query_exec(e->ddl, "SET TimeZone='UTC'", eb);
+    /* Every query re-binds its views, which reads each file's footer: keep
+     * the footers cached (files are immutable once published). */
+    if (!rc) rc = query_exec(e->ddl, "SET parquet_metadata_cache=true", eb);
+    if (!rc && opts->threads > 0) {
+        tarn_buf_reset(&sql);
+        rc = tarn_buf_printf(&sql, "SET threads=%d", opts->threads);
+        if (!rc) rc = query_exec(e->ddl, sql.data, eb);
+    }
+    if (!rc && opts->memory_limit && *opts->memory_limit) {
+        tarn_buf_reset(&sql);
+        rc = tarn_buf_append_str(&sql, "SET memory_limit=");
+        if (!rc) rc = query_string(&sql, opts->memory_limit);
+        if (!rc) rc = query_exec(e->ddl, sql.data, eb);
+    }
+    if (!rc) rc = query_exec(e->ddl, "SET lock_configuration=true", eb);
+    tarn_buf_free(&sql);
+    if (rc) {
+        tarn_log_error(LOG, "hardening DuckDB failed: %s", eb ? eb->msg : "?");
+        goto fail;
+    }
+
+    if ((rc = query_load_keywords(e, eb))) goto fail;
+
+    if (pthread_create(&e->wd_thread, NULL, query_watchdog_main, e) != 0) {
+        rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "cannot start the query watchdog");
+        goto fail;
+    }
+    e->wd_started = 1;
+
+    tarn_table_info *tables = NULL;
+    size_t ntables = 0;
+    if ((rc = tarn_catalog_list_tables(cat, &tables, &ntables, eb))) goto fail;
+    pthread_mutex_lock(&e->ddl_lock);
+    for (size_t i = 0; i < ntables; i++) {
+        tarn_errbuf teb = {{0}};
+        if (query_build_view(e, &tables[i], &teb) != TARN_OK)
+            tarn_log_error(LOG, "%s.%s: no view: %s", tables[i].db, tables[i].name, teb.msg);
+    }
+    pthread_mutex_unlock(&e->ddl_lock);
+    tarn_table_infos_free(tables, ntables);
+    *out = e;
+    return TARN_OK;
+
+fail:
+    tarn_query_engine_close(e);
+    return rc;
+}
+
+void tarn_query_engine_close(tarn_query_engine *e)
+{
+    if (!e) return;
+    if (e->wd_started) {
+        pthread_mutex_lock(&e->wd_lock);
+        e->wd_stop = 1;
+        pthread_cond_signal(&e->wd_cond);
+        pthread_mutex_unlock(&e->wd_lock);
+        pthread_join(e->wd_thread, NULL);
+    }
+    if (e->ddl) duckdb_disconnect(&e->ddl);
+    if (e->db) duckdb_close(&e->db);
+    for (size_t i = 0; i < e->ntables; i++) query_table_free(&e->tables[i]);
+    free(e->tables);
+    for (size_t i = 0; i < e->ndbs; i++) free(e->dbs[i]);
+    free(e->dbs);
+    for (size_t i = 0; i < e->nkeywords; i++) free(e->keywords[i]);
+    free(e->keywords);
+    free(e->lake_dir);
+    pthread_mutex_destroy(&e->ddl_lock);
+    pthread_mutex_destroy(&e->reg_lock);
+    pthread_mutex_destroy(&e->wd_lock);
+    pthread_cond_destroy(&e->wd_cond);
+    free(e);
+}
+
+/* ---- result encoding ----------------------------------------------------------- */
+
+/* How to read and print one column (or one nested child) of a result. */
+typedef struct query_col {
+    duckdb_type id;
+    duckdb_logical_type lt;
+    char *name;               /* field / member name inside STRUCT or UNION */
+    uint8_t width, scale;     /* DECIMAL */
+    duckdb_type internal;     /* DECIMAL and ENUM storage type */
+    uint32_t enum_size;
+    char **enum_names;        /* ENUM dictionary, filled on demand */
+    idx_t array_size;         /* ARRAY */
+    size_t nchildren;         /* LIST/ARRAY 1, MAP 2 (key, value), STRUCT / UNION members */
+    struct query_col *children;
+} query_col;
+
+static void query_col_free(query_col *c)
+{
+    for (size_t i = 0; i < c->nchildren; i++) query_col_free(&c->children[i]);
+    free(c->children);
+    if (c->enum_names) {
+        for (uint32_t i = 0; i < c->enum_size; i++) duckdb_free(c->enum_names[i]);
+        free(c->enum_names);
+    }
+    if (c->name) duckdb_free(c->name);
+    if (c->lt) duckdb_destroy_logical_type(&c->lt);
+}
+
+/* Takes ownership of lt. */
+static int query_col_init(query_col *c, duckdb_logical_type lt)
+{
+    memset(c, 0, sizeof *c);
+    c->lt = lt;
+    c->id = duckdb_get_type_id(lt);
+    switch (c->id) {
+    case DUCKDB_TYPE_DECIMAL:
+        c->width = duckdb_decimal_width(lt);
+        c->scale = duckdb_decimal_scale(lt);
+        c->internal = duckdb_decimal_internal_type(lt);
+        return TARN_OK;
+    case DUCKDB_TYPE_ENUM:
+        c->internal = duckdb_enum_internal_type(lt);
+        c->enum_size = duckdb_enum_dictionary_size(lt);
+        return TARN_OK;
+    case DUCKDB_TYPE_LIST:
+    case DUCKDB_TYPE_ARRAY:
+        c->nchildren = 1;
+        break;
+    case DUCKDB_TYPE_MAP:
+        c->nchildren = 2;
+        break;
+    case DUCKDB_TYPE_STRUCT:
+        c->nchildren = (size_t)duckdb_struct_type_child_count(lt);
+        break;
+    case DUCKDB_TYPE_UNION:
+        c->nchildren = (size_t)duckdb_union_type_member_count(lt);
+        break;
+    default:
+        return TARN_OK;
+    }
+    if (c->nchildren == 0) return TARN_OK;
+    c->children = calloc(c->nchildren, sizeof *c->children);
+    if (!c->children) {
+        c->nchildren = 0;
+        return TARN_ENOMEM;
+    }
+    for (size_t i = 0; i < c->nchildren; i++) {
+        duckdb_logical_type ct;
+        char *name = NULL;
+        switch (c->id) {
+        case DUCKDB_TYPE_LIST: ct = duckdb_list_type_child_type(lt); break;
+        case DUCKDB_TYPE_ARRAY:
+            ct = duckdb_array_type_child_type(lt);
+            c->array_size = duckdb_array_type_array_size(lt);
+            break;
+        case DUCKDB_TYPE_MAP: ct = i == 0 ? duckdb_map_type_key_type(lt) : duckdb_map_type_value_type(lt); break;
+        case DUCKDB_TYPE_STRUCT:
+            ct = duckdb_struct_type_child_type(lt, i);
+            name = duckdb_struct_type_child_name(lt, i);
+            break;
+        default: /* UNION */
+            ct = duckdb_union_type_member_type(lt, i);
+            name = duckdb_union_type_member_name(lt, i);
+            break;
+        }
+        int rc = query_col_init(&c->children[i], ct);
+        c->children[i].name = name;
+        if (rc) return rc;
+    }
+    return TARN_OK;
+}
+
+/* Whether DuckDB prints a field name without quotes in type text: a simple
+ * identifier that is not a keyword. */
+static int query_name_plain(const tarn_query_engine *e, const char *s)
+{
+    char low[64];
+    size_t n = 0;
+    for (const char *p = s; *p; p++) {
+        char ch = *p;
+        int alpha = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_';
+        if (!alpha && (p == s || ch < '0' || ch > '9')) return 0;
+        if (n + 1 >= sizeof low) return 1; /* longer than any keyword */
+        low[n++] = (char)(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+    }
+    if (n == 0) return 0;
+    low[n] = '\0';
+    const char *key = low;
+    return bsearch(&key, e->keywords, e->nkeywords, sizeof *e->keywords, query_cmp_str) == NULL;
+}
+
+/* DuckDB's text for a type: "BIGINT", "VARCHAR[]", "STRUCT(x BIGINT, \"Y\" VARCHAR)". */
+static int query_type_text(const tarn_query_engine *e, const query_col *c, tarn_buf *b)
+{
+    char *alias = duckdb_logical_type_get_alias(c->lt);
+    if (alias) {
+        int rc = tarn_buf_append_str(b, alias);
+        duckdb_free(alias);
+        return rc;
+    }
+    switch (c->id) {
+    case DUCKDB_TYPE_BOOLEAN: return tarn_buf_append_str(b, "BOOLEAN");
+    case DUCKDB_TYPE_TINYINT: return tarn_buf_append_str(b, "TINYINT");
+    case DUCKDB_TYPE_SMALLINT: return tarn_buf_append_str(b, "SMALLINT");
+    case DUCKDB_TYPE_INTEGER: return tarn_buf_append_str(b, "INTEGER");
+    case DUCKDB_TYPE_BIGINT: return tarn_buf_append_str(b, "BIGINT");
+    case DUCKDB_TYPE_UTINYINT: return tarn_buf_append_str(b, "UTINYINT");
+    case DUCKDB_TYPE_USMALLINT: return tarn_buf_append_str(b, "USMALLINT");
+    case DUCKDB_TYPE_UINTEGER: return tarn_buf_append_str(b, "UINTEGER");
+    case DUCKDB_TYPE_UBIGINT: return tarn_buf_append_str(b, "UBIGINT");
+    case DUCKDB_TYPE_HUGEINT: return tarn_buf_append_str(b, "HUGEINT");
+    case DUCKDB_TYPE_UHUGEINT: return tarn_buf_append_str(b, "UHUGEINT");
+    case DUCKDB_TYPE_FLOAT: return tarn_buf_append_str(b, "FLOAT");
+    case DUCKDB_TYPE_DOUBLE: return tarn_buf_append_str(b, "DOUBLE");
+    case DUCKDB_TYPE_DECIMAL:
+        return tarn_buf_printf(b, "DECIMAL(%u,%u)", (unsigned)c->width, (unsigned)c->scale);
+    case DUCKDB_TYPE_VARCHAR: return tarn_buf_append_str(b, "VARCHAR");
+    case DUCKDB_TYPE_BLOB: return tarn_buf_append_str(b, "BLOB");
+    case DUCKDB_TYPE_DATE: return tarn_buf_append_str(b, "DATE");
+    case DUCKDB_TYPE_TIME: return tarn_buf_append_str(b, "TIME");
+    case DUCKDB_TYPE_TIME_NS: return tarn_buf_append_str(b, "TIME_NS");
+    case DUCKDB_TYPE_TIME_TZ: return tarn_buf_append_str(b, "TIME WITH TIME ZONE");
+    case DUCKDB_TYPE_TIMESTAMP: return tarn_buf_append_str(b, "TIMESTAMP");
+    case DUCKDB_TYPE_TIMESTAMP_S: return tarn_buf_append_str(b, "TIMESTAMP_S");
+    case DUCKDB_TYPE_TIMESTAMP_MS: return tarn_buf_append_str(b, "TIMESTAMP_MS");
+    case DUCKDB_TYPE_TIMESTAMP_NS: return tarn_buf_append_str(b, "TIMESTAMP_NS");
+    case DUCKDB_TYPE_TIMESTAMP_TZ: return tarn_buf_append_str(b, "TIMESTAMP WITH TIME ZONE");
+    case DUCKDB_TYPE_INTERVAL: return tarn_buf_append_str(b, "INTERVAL");
+    case DUCKDB_TYPE_UUID: return tarn_buf_append_str(b, "UUID");
+    case DUCKDB_TYPE_BIT: return tarn_buf_append_str(b, "BIT");
+    case DUCKDB_TYPE_BIGNUM: return tarn_buf_append_str(b, "BIGNUM");
+    case DUCKDB_TYPE_SQLNULL: return tarn_buf_append_str(b, "NULL");
+    case DUCKDB_TYPE_ENUM: {
+        int rc = tarn_buf_append_str(b, "ENUM(");
+        for (uint32_t i = 0; i < c->enum_size && !rc; i++) {
+            char *v = duckdb_enum_dictionary_value(c->lt, i);
+            if (i) rc = tarn_buf_append_str(b, ", ");
+            if (!rc) rc = query_string(b, v ? v : "");
+            duckdb_free(v);
+        }
+        return rc ? rc : tarn_buf_append_char(b, ')');
+    }
+    case DUCKDB_TYPE_LIST: {
+        int rc = query_type_text(e, &c->children[0], b);
+        return rc ? rc : tarn_buf_append_str(b, "[]");
+    }
+    case DUCKDB_TYPE_ARRAY: {
+        int rc = query_type_text(e, &c->children[0], b);
+        return rc ? rc : tarn_buf_printf(b, "[%llu]", (unsigned long long)c->array_size);
+    }
+    case DUCKDB_TYPE_MAP: {
+        int rc = tarn_buf_append_str(b, "MAP(");
+        if (!rc) rc = query_type_text(e, &c->children[0], b);
+        if (!rc) rc = tarn_buf_append_str(b, ", ");
+        if (!rc) rc = query_type_text(e, &c->children[1], b);
+        return rc ? rc : tarn_buf_append_char(b, ')');
+    }
+    case DUCKDB_TYPE_STRUCT:
+    case DUCKDB_TYPE_UNION: {
+        int rc = tarn_buf_append_str(b, c->id == DUCKDB_TYPE_STRUCT ? "STRUCT(" : "UNION(");
+        for (size_t i = 0; i < c->nchildren && !rc; i++) {
+            const char *n = c->children[i].name ? c->children[i].name : "";
+            if (i) rc = tarn_buf_append_str(b, ", ");
+            if (!rc) rc = query_name_plain(e, n) ? tarn_buf_append_str(b, n) : query_ident(b, n);
+            if (!rc) rc = tarn_buf_append_char(b, ' ');
+            if (!rc) rc = query_type_text(e, &c->children[i], b);
+        }
+        return rc ? rc : tarn_buf_append_char(b, ')');
+    }
+    default: return tarn_buf_printf(b, "UNKNOWN(%d)", (int)c->id);
+    }
+}
+
+/* Whether the encoder can print every value of this type. */
+static int query_col_supported(const query_col *c, const query_col **bad)
+{
+    switch (c->id) {
+    case DUCKDB_TYPE_BIGNUM:
+    case DUCKDB_TYPE_INVALID:
+    case DUCKDB_TYPE_ANY:
+    case DUCKDB_TYPE_STRING_LITERAL:
+    case DUCKDB_TYPE_INTEGER_LITERAL:
+        *bad = c;
+        return 0;
+    case DUCKDB_TYPE_DECIMAL:
+        if (c->internal != DUCKDB_TYPE_SMALLINT && c->internal != DUCKDB_TYPE_INTEGER &&
+            c->internal != DUCKDB_TYPE_BIGINT && c->internal != DUCKDB_TYPE_HUGEINT) {
+            *bad = c;
+            return 0;
+        }
+        return 1;
+    default:
+        break;
+    }
+    for (size_t i = 0; i < c->nchildren; i++)
+        if (!query_col_supported(&c->children[i], bad)) return 0;
+    return 1;
+}
+
+static int query_put_u64(tarn_buf *b, uint64_t u, int neg)
+{
+    char tmp[24];
+    char *p = tmp + sizeof tmp;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (neg) *--p = '-';
+    return tarn_buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+static int query_put_i64(tarn_buf *b, int64_t v)
+{
+    return v < 0 ? query_put_u64(b, (uint64_t)0 - (uint64_t)v, 1) : query_put_u64(b, (uint64_t)v, 0);
+}
+
+__extension__ typedef __int128 query_i128;
+__extension__ typedef unsigned __int128 query_u128;
+
+/* Decimal digits of a 128-bit magnitude with scale digits after the point.
+ * DuckDB writes "0.50" for DECIMAL(5,2) but ".50" when width == scale (no
+ * integer digit fits): lead_zero says which. */
+static int query_put_u128_scaled(tarn_buf *b, query_u128 u, int neg, unsigned scale, int lead_zero)
+{
+    char tmp[48];
+    char *p = tmp + sizeof tmp;
+    unsigned n = 0;
+    do {
+        *--p = (char)('0' + (int)(u % 10));
+        u /= 10;
+        n++;
+    } while (u || n < scale || (lead_zero && n <= scale));
+    int rc = TARN_OK;
+    if (neg) rc = tarn_buf_append_char(b, '-');
+    size_t len = (size_t)(tmp + sizeof tmp - p);
+    if (!rc) rc = tarn_buf_append(b, p, len - scale);
+    if (!rc && scale) rc = tarn_buf_append_char(b, '.');
+    if (!rc && scale) rc = tarn_buf_append(b, p + len - scale, scale);
+    return rc;
+}
+
+static int query_put_i128_scaled(tarn_buf *b, query_i128 v, unsigned scale, int lead_zero)
+{
+    if (v < 0) return query_put_u128_scaled(b, (query_u128)0 - (query_u128)v, 1, scale, lead_zero);
+    return query_put_u128_scaled(b, (query_u128)v, 0, scale, lead_zero);
+}
+
+/* Shortest text that reads back as the same double (or float), laid out the
+ * way DuckDB prints it: fixed notation for exponents -4..15 with at least
+ * one decimal ("100.0"), otherwise "1e+16" / "1.5e-07". A decimal of at most
+ * DBL_DIG (FLT_DIG) digits survives the round trip, so when that precision
+ * reads back, stripping its trailing zeros gives the shortest form; only
+ * otherwise are 16 and 17 (7..9) digits tried. Subnormals have fewer
+ * significant bits, so for them every precision is tried from 1. */
+static int query_put_float(tarn_buf *b, double d, int is_float)
+{
+    char e[40];
+    int subnormal = d != 0 && fabs(d) < (is_float ? (double)FLT_MIN : DBL_MIN);
+    int lo = subnormal ? 1 : is_float ? 6 : 15, hi = is_float ? 9 : 17;
+    for (int p = lo; p <= hi; p++) {
+        snprintf(e, sizeof e, "%.*e", p - 1, d);
+        if (is_float ? strtof(e, NULL) == (float)d : strtod(e, NULL) == d) break;
+    }
+    /* e is "[-]D.DDDDe[+-]XX": collect the digits and the exponent. */
+    const char *s = e;
+    int neg = *s == '-';
+    if (neg) s++;
+    char digits[24];
+    size_t nd = 0;
+    for (; *s && *s != 'e'; s++)
+        if (*s >= '0' && *s <= '9' && nd < sizeof digits - 1) digits[nd++] = *s;
+    int exp10 = *s == 'e' ? atoi(s + 1) : 0;
+    while (nd > 1 && digits[nd - 1] == '0') nd--;
+    digits[nd] = '\0';
+
+    char out[64];
+    size_t o = 0;
+    if (neg) out[o++] = '-';
+    if (exp10 >= -4 && exp10 < 16) {
+        if (exp10 >= 0) {
+            for (int i = 0; i <= exp10; i++) out[o++] = (size_t)i < nd ? digits[i] : '0';
+            out[o++] = '.';
+            if ((size_t)exp10 + 1 < nd) {
+                for (size_t i = (size_t)exp10 + 1; i < nd; i++) out[o++] = digits[i];
+            } else {
+                out[o++] = '0';
+            }
+        } else {
+            out[o++] = '0';
+            out[o++] = '.';
+            for (int i = -1; i > exp10; i--) out[o++] = '0';
+            for (size_t i = 0; i < nd; i++) out[o++] = digits[i];
+        }
+    } else {
+        out[o++] = digits[0];
+        if (nd > 1) {
+            out[o++] = '.';
+            for (size_t i = 1; i < nd; i++) out[o++] = digits[i];
+        }
+        o += (size_t)snprintf(out + o, sizeof out - o, "e%c%02d", exp10 < 0 ? '-' : '+', exp10 < 0 ? -exp10 : exp10);
+    }
+    return tarn_buf_append(b, out, o);
+}
+
+static void query_put2(char *p, int v)
+{
+    p[0] = (char)('0' + v / 10);
+    p[1] = (char)('0' + v % 10);
+}
+
+/* "HH:MM:SS" plus ".ffffff" without trailing zeros, DuckDB's TIME text. */
+static size_t query_fmt_time(char *p, int h, int m, int s, int32_t micros)
+{
+    query_put2(p, h);
+    p[2] = ':';
+    query_put2(p + 3, m);
+    p[5] = ':';
+    query_put2(p + 6, s);
+    size_t n = 8;
+    if (micros) {
+        p[n++] = '.';
+        int div = 100000;
+        while (micros && div) {
+            p[n++] = (char)('0' + micros / div);
+            micros %= div;
+            div /= 10;
+        }
+    }
+    return n;
+}
+
+static size_t query_fmt_date(char *p, int32_t y, int mo, int d)
+{
+    p[0] = (char)('0' + y / 1000);
+    p[1] = (char)('0' + y / 100 % 10);
+    p[2] = (char)('0' + y / 10 % 10);
+    p[3] = (char)('0' + y % 10);
+    p[4] = '-';
+    query_put2(p + 5, mo);
+    p[7] = '-';
+    query_put2(p + 8, d);
+    return 10;
+}
+
+/* Appends DuckDB's text for a value (its CAST to VARCHAR) and frees it. */
+static int query_put_value(tarn_buf *b, duckdb_value v)
+{
+    if (!v) return TARN_ENOMEM;
+    char *s = duckdb_get_varchar(v);
+    int rc = s ? tarn_buf_append_str(b, s) : TARN_EINTERNAL;
+    duckdb_free(s);
+    duckdb_destroy_value(&v);
+    return rc;
+}
+
+static int query_put_timestamp(tarn_buf *b, int64_t micros, int tz)
+{
+    if (micros != INT64_MAX && micros != -INT64_MAX) {
+        duckdb_timestamp_struct ts = duckdb_from_timestamp((duckdb_timestamp){micros});
+        if (ts.date.year >= 1 && ts.date.year <= 9999) {
+            char tmp[40];
+            size_t n = query_fmt_date(tmp, ts.date.year, ts.date.month, ts.date.day);
+            tmp[n++] = ' ';
+            n += query_fmt_time(tmp + n, ts.time.hour, ts.time.min, ts.time.sec, ts.time.micros);
+            if (tz) {
+                memcpy(tmp + n, "+00", 3);
+                n += 3;
+            }
+            return tarn_buf_append(b, tmp, n);
+        }
+    }
+    duckdb_timestamp t = {micros};
+    return query_put_value(b, tz ? duckdb_create_timestamp_tz(t) : duckdb_create_timestamp(t));
+}
+
+static int query_put_uuid(tarn_buf *b, duckdb_hugeint h)
+{
+    /* DuckDB stores a UUID as a HUGEINT with the top bit flipped, so that
+     * signed order is byte order. */
+    uint64_t hi = (uint64_t)h.upper ^ ((uint64_t)1 << 63), lo = h.lower;
+    static const char hex[] = "0123456789abcdef";
+    char out[36];
+    size_t o = 0;
+    for (int i = 0; i < 32; i++) {
+        if (i == 8 || i == 12 || i == 16 || i == 20) out[o++] = '-';
+        uint64_t word = i < 16 ? hi : lo;
+        int shift = (15 - (i % 16)) * 4;
+        out[o++] = hex[(word >> shift) & 15];
+    }
+    return tarn_buf_append(b, out, o);
+}
+
+/* BIT: a padding-count byte, then the bits, the first `padding` of which
+ * are not part of the value. */
+static int query_put_bit(tarn_buf *b, const uint8_t *data, uint32_t len)
+{
+    if (len < 1) return TARN_OK;
+    unsigned padding = data[0];
+    int rc = TARN_OK;
+    for (uint32_t i = 1; i < len && !rc; i++) {
+        for (int bit = 7; bit >= 0 && !rc; bit--) {
+            size_t pos = (size_t)(i - 1) * 8 + (size_t)(7 - bit);
+            if (pos < padding) continue;
+            rc = tarn_buf_append_char(b, (data[i] >> bit) & 1 ? '1' : '0');
+        }
+    }
+    return rc;
+}
+
+/* Scratch space of one result encoding. Each buffer has one user, so a
+ * nested value never overwrites text its parent is still building. */
+typedef struct query_run {
+    tarn_buf field; /* a whole CSV field or a column type, before quoting */
+    tarn_buf leaf;  /* a scalar's text, before JSON quoting (never nested) */
+} query_run;
+
+static int query_json(query_run *r, query_col *c, duckdb_vector v, idx_t row, tarn_buf *b);
+
+static const char *query_enum_name(query_col *c, uint64_t idx)
+{
+    if (idx >= c->enum_size) return "";
+    if (!c->enum_names) {
+        c->enum_names = calloc(c->enum_size, sizeof *c->enum_names);
+        if (!c->enum_names) return NULL;
+    }
+    if (!c->enum_names[idx]) c->enum_names[idx] = duckdb_enum_dictionary_value(c->lt, idx);
+    return c->enum_names[idx];
+}
+
+/* The text of a non-NULL scalar value (DuckDB's CAST to VARCHAR text) into
+ * b. *is_string tells the JSON writer whether it is a JSON string; numbers
+ * and booleans are written as JSON literals. Nested types are not scalars. */
+static int query_scalar_text(query_col *c, duckdb_vector v, idx_t row, tarn_buf *b, int *is_string)
+{
+    void *data = duckdb_vector_get_data(v);
+    *is_string = 1;
+    switch (c->id) {
+    case DUCKDB_TYPE_BOOLEAN:
+        *is_string = 0;
+        return tarn_buf_append_str(b, ((bool *)data)[row] ? "true" : "false");
+    case DUCKDB_TYPE_TINYINT: *is_string = 0; return query_put_i64(b, ((int8_t *)data)[row]);
+    case DUCKDB_TYPE_SMALLINT: *is_string = 0; return query_put_i64(b, ((int16_t *)data)[row]);
+    case DUCKDB_TYPE_INTEGER: *is_string = 0; return query_put_i64(b, ((int32_t *)data)[row]);
+    case DUCKDB_TYPE_BIGINT: *is_string = 0; return query_put_i64(b, ((int64_t *)data)[row]);
+    case DUCKDB_TYPE_UTINYINT: *is_string = 0; return query_put_u64(b, ((uint8_t *)data)[row], 0);
+    case DUCKDB_TYPE_USMALLINT: *is_string = 0; return query_put_u64(b, ((uint16_t *)data)[row], 0);
+    case DUCKDB_TYPE_UINTEGER: *is_string = 0; return query_put_u64(b, ((uint32_t *)data)[row], 0);
+    case DUCKDB_TYPE_UBIGINT: *is_string = 0; return query_put_u64(b, ((uint64_t *)data)[row], 0);
+    case DUCKDB_TYPE_FLOAT:
+    case DUCKDB_TYPE_DOUBLE: {
+        double d = c->id == DUCKDB_TYPE_FLOAT ? (double)((float *)data)[row] : ((double *)data)[row];
+        if (isnan(d)) return tarn_buf_append_str(b, "NaN");
+        if (isinf(d)) return tarn_buf_append_str(b, d > 0 ? "Infinity" : "-Infinity");
+        *is_string = 0;
+        return query_put_float(b, d, c->id == DUCKDB_TYPE_FLOAT);
+    }
+    case DUCKDB_TYPE_VARCHAR: {
+        duckdb_string_t *s = (duckdb_string_t *)data + row;
+        return tarn_buf_append(b, duckdb_string_t_data(s), duckdb_string_t_length(*s));
+    }
+    case DUCKDB_TYPE_BLOB: {
+        duckdb_string_t *s = (duckdb_string_t *)data + row;
+        return query_put_value(b, duckdb_create_blob((const uint8_t *)duckdb_string_t_data(s),
+                                                     duckdb_string_t_length(*s)));
+    }
+    case DUCKDB_TYPE_BIT: {
+        duckdb_string_t *s = (duckdb_string_t *)data + row;
+        return query_put_bit(b, (const uint8_t *)duckdb_string_t_data(s), duckdb_string_t_length(*s));
+    }
+    case DUCKDB_TYPE_DECIMAL: {
+        int lead = c->width > c->scale;
+        switch (c->internal) {
+        case DUCKDB_TYPE_SMALLINT: return query_put_i128_scaled(b, ((int16_t *)data)[row], c->scale, lead);
+        case DUCKDB_TYPE_INTEGER: return query_put_i128_scaled(b, ((int32_t *)data)[row], c->scale, lead);
+        case DUCKDB_TYPE_BIGINT: return query_put_i128_scaled(b, ((int64_t *)data)[row], c->scale, lead);
+        default: {
+            duckdb_hugeint h = ((duckdb_hugeint *)data)[row];
+            query_i128 x = (query_i128)(((query_u128)(uint64_t)h.upper << 64) | h.lower);
+            return query_put_i128_scaled(b, x, c->scale, lead);
+        }
+        }
+    }
+    case DUCKDB_TYPE_HUGEINT: {
+        duckdb_hugeint h = ((duckdb_hugeint *)data)[row];
+        return query_put_i128_scaled(b, (query_i128)(((query_u128)(uint64_t)h.upper << 64) | h.lower), 0, 1);
+    }
+    case DUCKDB_TYPE_UHUGEINT: {
+        duckdb_uhugeint h = ((duckdb_uhugeint *)data)[row];
+        return query_put_u128_scaled(b, ((query_u128)h.upper << 64) | h.lower, 0, 0, 1);
+    }
+    case DUCKDB_TYPE_DATE: {
+        int32_t days = ((duckdb_date *)data)[row].days;
+        if (days != INT32_MAX && days != -INT32_MAX) {
+            duckdb_date_struct ds = duckdb_from_date((duckdb_date){days});
+            if (ds.year >= 1 && ds.year <= 9999) {
+                char tmp[16];
+                return tarn_buf_append(b, tmp, query_fmt_date(tmp, ds.year, ds.month, ds.day));
+            }
+        }
+        return query_put_value(b, duckdb_create_date((duckdb_date){days}));
+    }
+    case DUCKDB_TYPE_TIME: {
+        duckdb_time_struct ts = duckdb_from_time(((duckdb_time *)data)[row]);
+        char tmp[24];
+        return tarn_buf_append(b, tmp, query_fmt_time(tmp, ts.hour, ts.min, ts.sec, ts.micros));
+    }
+    case DUCKDB_TYPE_TIME_NS: return query_put_value(b, duckdb_create_time_ns(((duckdb_time_ns *)data)[row]));
+    case DUCKDB_TYPE_TIME_TZ: return query_put_value(b, duckdb_create_time_tz_value(((duckdb_time_tz *)data)[row]));
+    case DUCKDB_TYPE_TIMESTAMP: return query_put_timestamp(b, ((int64_t *)data)[row], 0);
+    case DUCKDB_TYPE_TIMESTAMP_TZ: return query_put_timestamp(b, ((int64_t *)data)[row], 1);
+    case DUCKDB_TYPE_TIMESTAMP_S:
+        return query_put_value(b, duckdb_create_timestamp_s(((duckdb_timestamp_s *)data)[row]));
+    case DUCKDB_TYPE_TIMESTAMP_MS:
+        return query_put_value(b, duckdb_create_timestamp_ms(((duckdb_timestamp_ms *)data)[row]));
+    case DUCKDB_TYPE_TIMESTAMP_NS:
+        return query_put_value(b, duckdb_create_timestamp_ns(((duckdb_timestamp_ns *)data)[row]));
+    case DUCKDB_TYPE_INTERVAL: return query_put_value(b, duckdb_create_interval(((duckdb_interval *)data)[row]));
+    case DUCKDB_TYPE_UUID: return query_put_uuid(b, ((duckdb_hugeint *)data)[row]);
+    case DUCKDB_TYPE_ENUM: {
+        uint64_t idx = c->internal == DUCKDB_TYPE_UTINYINT    ? ((uint8_t *)data)[row]
+                       : c->internal == DUCKDB_TYPE_USMALLINT ? ((uint16_t *)data)[row]
+                                                              : ((uint32_t *)data)[row];
+        const char *name = query_enum_name(c, idx);
+        return name ? tarn_buf_append_str(b, name) : TARN_ENOMEM;
+    }
+    default:
+        return TARN_EINTERNAL;
+    }
+}
+
+static int query_is_nested(const query_col *c)
+{
+    return c->id == DUCKDB_TYPE_LIST || c->id == DUCKDB_TYPE_ARRAY || c->id == DUCKDB_TYPE_MAP ||
+           c->id == DUCKDB_TYPE_STRUCT || c->id == DUCKDB_TYPE_UNION;
+}
+
+/* A MAP key as JSON object key text: strings as they are, anything else as
+ * its text (numbers) or JSON (nested keys). */
+static int query_key_text(query_run *r, query_col *c, duckdb_vector v, idx_t row, tarn_buf *b)
+{
+    if (!query_valid(v, row)) return tarn_buf_append_str(b, "null");
+    if (query_is_nested(c)) return query_json(r, c, v, row, b);
+    int is_string;
+    return query_scalar_text(c, v, row, b, &is_string);
+}
+
+/* The JSON of one value (any type) appended to b. */
+static int query_json(query_run *r, query_col *c, duckdb_vector v, idx_t row, tarn_buf *b)
+{
+    if (!query_valid(v, row) || c->id == DUCKDB_TYPE_SQLNULL) return tarn_buf_append_str(b, "null");
+    int rc;
+    switch (c->id) {
+    case DUCKDB_TYPE_VARCHAR: {
+        duckdb_string_t *s = (duckdb_string_t *)duckdb_vector_get_data(v) + row;
+        return tarn_buf_append_json_str(b, duckdb_string_t_data(s), duckdb_string_t_length(*s));
+    }
+    case DUCKDB_TYPE_STRUCT: {
+        rc = tarn_buf_append_char(b, '{');
+        for (size_t i = 0; i < c->nchildren && !rc; i++) {
+            const char *n = c->children[i].name ? c->children[i].name : "";
+            if (i) rc = tarn_buf_append_char(b, ',');
+            if (!rc) rc = tarn_buf_append_json_str(b, n, strlen(n));
+            if (!rc) rc = tarn_buf_append_char(b, ':');
+            if (!rc) rc = query_json(r, &c->children[i], duckdb_struct_vector_get_child(v, i), row, b);
+        }
+        return rc ? rc : tarn_buf_append_char(b, '}');
+    }
+    case DUCKDB_TYPE_UNION: {
+        /* Physically a struct: child 0 is the tag, member i is child i+1. */
+        duckdb_vector tags = duckdb_struct_vector_get_child(v, 0);
+        uint8_t tag = ((uint8_t *)duckdb_vector_get_data(tags))[row];
+        if (tag >= c->nchildren) return tarn_buf_append_str(b, "null");
+        return query_json(r, &c->children[tag], duckdb_struct_vector_get_child(v, (idx_t)tag + 1), row, b);
+    }
+    case DUCKDB_TYPE_LIST:
+    case DUCKDB_TYPE_ARRAY: {
+        duckdb_vector child;
+        idx_t off, len;
+        if (c->id == DUCKDB_TYPE_LIST) {
+            duckdb_list_entry ent = ((duckdb_list_entry *)duckdb_vector_get_data(v))[row];
+            child = duckdb_list_vector_get_child(v);
+            off = ent.offset;
+            len = ent.length;
+        } else {
+            child = duckdb_array_vector_get_child(v);
+            off = row * c->array_size;
+            len = c->array_size;
+        }
+        rc = tarn_buf_append_char(b, '[');
+        for (idx_t i = 0; i < len && !rc; i++) {
+            if (i) rc = tarn_buf_append_char(b, ',');
+            if (!rc) rc = query_json(r, &c->children[0], child, off + i, b);
+        }
+        return rc ? rc : tarn_buf_append_char(b, ']');
+    }
+    case DUCKDB_TYPE_MAP: {
+        duckdb_list_entry ent = ((duckdb_list_entry *)duckdb_vector_get_data(v))[row];
+        duckdb_vector entries = duckdb_list_vector_get_child(v);
+        duckdb_vector keys = duckdb_struct_vector_get_child(entries, 0);
+        duckdb_vector vals = duckdb_struct_vector_get_child(entries, 1);
+        tarn_buf key; /* its own buffer: a key may itself hold a MAP */
+        tarn_buf_init(&key, 0);
+        rc = tarn_buf_append_char(b, '{');
+        for (idx_t i = 0; i < ent.length && !rc; i++) {
+            if (i) rc = tarn_buf_append_char(b, ',');
+            tarn_buf_reset(&key);
+            if (!rc) rc = query_key_text(r, &c->children[0], keys, ent.offset + i, &key);
+            if (!rc) rc = tarn_buf_append_json_str(b, key.data ? key.data : "", key.len);
+            if (!rc) rc = tarn_buf_append_char(b, ':');
+            if (!rc) rc = query_json(r, &c->children[1], vals, ent.offset + i, b);
+        }
+        tarn_buf_free(&key);
+        return rc ? rc : tarn_buf_append_char(b, '}');
+    }
+    default: {
+        int is_string;
+        size_t mark = b->len;
+        rc = query_scalar_text(c, v, row, b, &is_string);
+        if (rc || !is_string) return rc;
+        /* Re-emit the text as a JSON string (an ENUM label or a BLOB's
+         * backslash escapes need JSON escaping). */
+        tarn_buf_reset(&r->leaf);
+        rc = tarn_buf_append(&r->leaf, b->data + mark, b->len - mark);
+        b->len = mark;
+        if (!rc) rc = tarn_buf_append_json_str(b, r->leaf.data, r->leaf.len);
+        return rc;
+    }
+    }
+}
+
+/* One CSV field: NULL as nothing, anything else in double quotes with
+ * quotes doubled; nested values as their JSON text. */
+static int query_csv_field(query_run *r, query_col *c, duckdb_vector v, idx_t row, tarn_buf *b)
+{
+    if (!query_valid(v, row) || c->id == DUCKDB_TYPE_SQLNULL) return TARN_OK;
+    const char *s;
+    size_t n;
+    tarn_buf_reset(&r->field);
+    int rc = TARN_OK;
+    if (c->id == DUCKDB_TYPE_VARCHAR) {
+        duckdb_string_t *st = (duckdb_string_t *)duckdb_vector_get_data(v) + row;
+        s = duckdb_string_t_data(st);
+        n = duckdb_string_t_length(*st);
+    } else {
+        if (query_is_nested(c)) {
+            rc = query_json(r, c, v, row, &r->field);
+        } else {
+            int is_string;
+            rc = query_scalar_text(c, v, row, &r->field, &is_string);
+        }
+        if (rc) return rc;
+        s = r->field.data ? r->field.data : "";
+        n = r->field.len;
+    }
+    if ((rc = tarn_buf_reserve(b, n + 2))) return rc;
+    rc = tarn_buf_append_char(b, '"');
+    size_t run = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (s[i] != '"') continue;
+        rc = tarn_buf_append(b, s + run, i + 1 - run); /* up to and including the quote */
+        if (!rc) rc = tarn_buf_append_char(b, '"');
+        run = i + 1;
+    }
+    if (!rc) rc = tarn_buf_append(b, s + run, n - run);
+    return rc ? rc : tarn_buf_append_char(b, '"');
+}
+
+/* ---- running a query ------------------------------------------------------------ */
+
+/* What the checker resolved: distinct tables and the bytes of their files. */
+typedef struct query_refs {
+    tarn_query_engine *e;
+    char **names; /* "db\0table" pairs flattened as "db.table" */
+    size_t n;
+    int64_t bytes;
+    int oom;
+} query_refs;
+
+static int query_resolve(void *ctx, const char *db, const char *table)
+{
+    query_refs *refs = ctx;
+    tarn_query_engine *e = refs->e;
+    pthread_mutex_lock(&e->reg_lock);
+    query_table *t = query_find_table(e, db, table);
+    int found = t && t->has_view;
+    int64_t bytes = found ? t->bytes : 0;
+    pthread_mutex_unlock(&e->reg_lock);
+    if (!found) return 0;
+    char key[300];
+    snprintf(key, sizeof key, "%s.%s", db, table);
+    for (size_t i = 0; i < refs->n; i++)
+        if (tarn_sqlcheck_ident_eq(refs->names[i], key)) return 1;
+    char **p = realloc(refs->names, (refs->n + 1) * sizeof *p);
+    char *k = p ? query_strdup(key) : NULL;
+    if (p) refs->names = p;
+    if (!k) {
+        refs->oom = 1;
+        return 1;
+    }
+    refs->names[refs->n++] = k;
+    refs->bytes += bytes;
+    return 1;
+}
+
+static void query_refs_free(query_refs *refs)
+{
+    for (size_t i = 0; i < refs->n; i++) free(refs->names[i]);
+    free(refs->names);
+}
+
+static int query_timeout_error(tarn_query_engine *e, tarn_errbuf *eb)
+{
+    if (e->timeout_ms % 1000 == 0)
+        return tarn_errbuf_set(eb, TARN_ETIMEOUT, "query timed out after %lld s", (long long)(e->timeout_ms / 1000));
+    return tarn_errbuf_set(eb, TARN_ETIMEOUT, "query timed out after %lld ms", (long long)e->timeout_ms);
+}
+
+/* Streams the result into out. */
+static int query_encode(tarn_query_engine *e, duckdb_result *res, query_watch *w, enum tarn_query_format fmt,
+                        int64_t bytes_scanned, int64_t t0, tarn_buf *out, size_t start, tarn_errbuf *eb)
+{
+    idx_t ncols = duckdb_column_count(res);
+    query_col *cols = calloc(ncols ? ncols : 1, sizeof *cols);
+    duckdb_vector *vecs = calloc(ncols ? ncols : 1, sizeof *vecs);
+    duckdb_data_chunk chunk = NULL;
+    query_run r;
+    tarn_buf_init(&r.field, 0);
+    tarn_buf_init(&r.leaf, 0);
+    int64_t rows = 0;
+    int truncated = 0, rc = cols && vecs ? TARN_OK : TARN_ENOMEM;
+    idx_t ninit = 0;
+    for (; ninit < ncols && !rc; ninit++) rc = query_col_init(&cols[ninit], duckdb_column_logical_type(res, ninit));
+    for (idx_t i = 0; i < ncols && !rc; i++) {
+        const query_col *bad = NULL;
+        if (!query_col_supported(&cols[i], &bad)) {
+            tarn_buf tn;
+            tarn_buf_init(&tn, 4096);
+            query_type_text(e, bad, &tn);
+            rc = tarn_errbuf_set(eb, TARN_ESQL, "column \"%s\": results of type %s are not supported; CAST it to VARCHAR",
+                                 duckdb_column_name(res, i), tn.data ? tn.data : "?");
+            tarn_buf_free(&tn);
+        }
+    }
+    if (rc == TARN_ENOMEM) rc = tarn_errbuf_set(eb, TARN_ENOMEM, "out of memory reading the result types");
+    if (rc) goto done;
+
+    /* Header. */
+    if (fmt == TARN_QUERY_JSON) {
+        rc = tarn_buf_append_str(out, "{\"columns\":[");
+        for (idx_t i = 0; i < ncols && !rc; i++) {
+            const char *name = duckdb_column_name(res, i);
+            rc = tarn_buf_append_str(out, i ? ",{\"name\":" : "{\"name\":");
+            if (!rc) rc = tarn_buf_append_json_str(out, name, strlen(name));
+            if (!rc) rc = tarn_buf_append_str(out, ",\"type\":");
+            tarn_buf_reset(&r.field);
+            if (!rc) rc = query_type_text(e, &cols[i], &r.field);
+            if (!rc) rc = tarn_buf_append_json_str(out, r.field.data, r.field.len);
+            if (!rc) rc = tarn_buf_append_char(out, '}');
+        }
+        if (!rc) rc = tarn_buf_append_str(out, "],\"rows\":[");
+    } else {
+        for (idx_t i = 0; i < ncols && !rc; i++) {
+            const char *name = duckdb_column_name(res, i);
+            if (i) rc = tarn_buf_append_char(out, ',');
+            if (rc) break;
+            /* A header cell is quoted like any value. */
+            rc = tarn_buf_append_char(out, '"');
+            for (const char *p = name; !rc && *p; p++)
+                rc = *p == '"' ? tarn_buf_append(out, "\"\"", 2) : tarn_buf_append_char(out, *p);
+            if (!rc) rc = tarn_buf_append_char(out, '"');
+        }
+        if (!rc) rc = tarn_buf_append_char(out, '\n');
+    }
+
+    while (!rc && !truncated) {
+        if (atomic_load(&w->fired)) {
+            rc = query_timeout_error(e, eb);
+            break;
+        }
+        chunk = duckdb_fetch_chunk(*res);
+        if (!chunk) break;
+        idx_t n = duckdb_data_chunk_get_size(chunk);
+        if (n == 0) {
+            duckdb_destroy_data_chunk(&chunk);
+            break;
+        }
+        for (idx_t i = 0; i < ncols; i++) vecs[i] = duckdb_data_chunk_get_vector(chunk, i);
+        for (idx_t row = 0; row < n && !rc; row++) {
+            if (rows == e->max_rows) {
+                truncated = 1;
+                break;
+            }
+            if (fmt == TARN_QUERY_JSON) {
+                rc = tarn_buf_append_str(out, rows ? ",[" : "[");
+                for (idx_t i = 0; i < ncols && !rc; i++) {
+                    if (i) rc = tarn_buf_append_char(out, ',');
+                    if (!rc) rc = query_json(&r, &cols[i], vecs[i], row, out);
+                }
+                if (!rc) rc = tarn_buf_append_char(out, ']');
+            } else {
+                for (idx_t i = 0; i < ncols && !rc; i++) {
+                    if (i) rc = tarn_buf_append_char(out, ',');
+                    if (!rc) rc = query_csv_field(&r, &cols[i], vecs[i], row, out);
+                }
+                if (!rc) rc = tarn_buf_append_char(out, '\n');
+            }
+            rows++;
+            if (!rc && out->len - start > e->max_result_bytes) rc = TARN_ETOOBIG;
+        }
+        duckdb_destroy_data_chunk(&chunk);
+    }
+    if (rc == TARN_ETOOBIG)
+        rc = tarn_errbuf_set(eb, TARN_ETOOBIG, "result larger than %zu bytes; add a LIMIT or aggregate",
+                             e->max_result_bytes);
+    if (rc == TARN_ENOMEM) rc = tarn_errbuf_set(eb, TARN_ENOMEM, "out of memory encoding the result");
+    if (!rc && !truncated) {
+        /* The end of a stream and an error during it look alike. */
+        const char *m = duckdb_result_error(res);
+        if (m) rc = atomic_load(&w->fired) ? query_timeout_error(e, eb) : tarn_errbuf_set(eb, TARN_ESQL, "%s", m);
+    }
+    if (!rc && fmt == TARN_QUERY_JSON) {
+        rc = tarn_buf_printf(out, "],\"row_count\":%lld,\"truncated\":%s,\"bytes_scanned\":%lld,\"elapsed_ms\":%lld}",
+                             (long long)rows, truncated ? "true" : "false", (long long)bytes_scanned,
+                             (long long)(query_now_ms() - t0));
+        if (rc) rc = tarn_errbuf_set(eb, rc, "result too large");
+    }
+
+done:
+    for (idx_t i = 0; i < ninit; i++) query_col_free(&cols[i]);
+    free(cols);
+    free(vecs);
+    tarn_buf_free(&r.field);
+    tarn_buf_free(&r.leaf);
+    return rc;
+}
+
+int tarn_query_run(tarn_query_engine *e, const char *sql, const char *default_db, enum tarn_query_format fmt,
+                   tarn_buf *out, tarn_errbuf *eb)
+{
+    int64_t t0 = query_now_ms();
+    size_t start = out->len;
+    if (!sql) return tarn_errbuf_set(eb, TARN_EINVAL, "no SQL given");
+    size_t len = strlen(sql);
+    if (len > e->max_sql)
+        return tarn_errbuf_set(eb, TARN_ETOOBIG, "SQL text is %zu bytes; the limit is %zu", len, e->max_sql);
+    if (default_db && !*default_db) default_db = NULL;
+    if (default_db) {
+        pthread_mutex_lock(&e->reg_lock);
+        int known = query_has_db(e, default_db);
+        pthread_mutex_unlock(&e->reg_lock);
+        if (!known) return tarn_errbuf_set(eb, TARN_ENOTFOUND, "database '%s' not found", default_db);
+    }
+
+    duckdb_connection conn = NULL;
+    if (duckdb_connect(e->db, &conn) != DuckDBSuccess)
+        return tarn_errbuf_set(eb, TARN_EINTERNAL, "duckdb connect failed");
+    query_refs refs = {e, NULL, 0, 0, 0};
+    query_watch w;
+    memset(&w, 0, sizeof w);
+    w.conn = conn;
+    w.deadline_ms = t0 + e->timeout_ms;
+    atomic_init(&w.fired, 0);
+    int watching = 0, have_res = 0;
+    duckdb_prepared_statement ps = NULL;
+    duckdb_result res;
+
+    /* The whole check happens before DuckDB prepares the user's text:
+     * preparing binds, and binding already opens the files a table
+     * function or a path names. */
+    int rc = tarn_sqlcheck_statement(conn, sql, default_db, query_resolve, &refs, eb);
+    if (!rc && refs.oom) rc = tarn_errbuf_set(eb, TARN_ENOMEM, "out of memory");
+    if (rc) goto done;
+
+    query_watch_add(e, &w);
+    watching = 1;
+    if (default_db) {
+        tarn_buf use;
+        tarn_buf_init(&use, 1024);
+        rc = tarn_buf_append_str(&use, "USE ");
+        if (!rc) rc = query_ident(&use, default_db);
+        if (!rc) rc = query_exec(conn, use.data, eb);
+        tarn_buf_free(&use);
+        if (rc) goto done;
+    }
+    if (duckdb_prepare(conn, sql, &ps) != DuckDBSuccess) {
+        const char *m = duckdb_prepare_error(ps);
+        rc = atomic_load(&w.fired) ? query_timeout_error(e, eb)
+                                   : tarn_errbuf_set(eb, TARN_ESQL, "%s", m ? m : "cannot prepare the statement");
+        goto done;
+    }
+    /* Belt and braces: the checker only lets SELECTs through. */
+    if (duckdb_prepared_statement_type(ps) != DUCKDB_STATEMENT_TYPE_SELECT) {
+        rc = tarn_errbuf_set(eb, TARN_EDENIED, "only SELECT statements are allowed");
+        goto done;
+    }
+    have_res = 1;
+    if (duckdb_execute_prepared_streaming(ps, &res) != DuckDBSuccess) {
+        const char *m = duckdb_result_error(&res);
+        rc = atomic_load(&w.fired) ? query_timeout_error(e, eb) : tarn_errbuf_set(eb, TARN_ESQL, "%s", m ? m : "failed");
+        goto done;
+    }
+    rc = query_encode(e, &res, &w, fmt, refs.bytes, t0, out, start, eb);
+
+done:
+    if (have_res) duckdb_destroy_result(&res);
+    duckdb_destroy_prepare(&ps);
+    if (watching) query_watch_remove(e, &w);
+    duckdb_disconnect(&conn);
+    query_refs_free(&refs);
+    if (rc) {
+        /* Leave out as it was: no half result. */
+        out->len = start;
+        if (out->data) out->data[start] = '\0';
+    }
+    return rc;
+}

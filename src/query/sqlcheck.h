@@ -1,0 +1,59 @@
+/* sqlcheck.h - the gate between untrusted SQL and DuckDB.
+ *
+ * DuckDB opens the files a statement names while it *prepares* the
+ * statement, so refusing a table function or a path after prepare is too
+ * late. The checker therefore works on the parse tree only: DuckDB's
+ * json_serialize_sql(sql) parses without binding and returns the AST as
+ * JSON, which is walked here before anything is prepared.
+ *
+ * A statement passes when it is exactly one SELECT (WITH ... SELECT, VALUES,
+ * FROM-first, DESCRIBE / SUMMARIZE of a query included) whose every table
+ * reference is either a CTE visible at that point (DuckDB's scoping rules,
+ * conservatively) or a table the resolver knows. Table functions, file
+ * paths, other catalogs (system, temp), system views and every construct
+ * this file does not know are refused.
+ */
+#ifndef TARN_SQLCHECK_H
+#define TARN_SQLCHECK_H
+
+#include <stddef.h>
+
+/* duckdb.h declares a few functions as `f()`; keep -Wstrict-prototypes
+ * meaningful for our own code. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstrict-prototypes"
+#include <duckdb.h>
+#pragma GCC diagnostic pop
+
+#include "common/err.h"
+
+/* Asked for every table reference that is not a CTE: db is the schema the
+ * user wrote or the default database, never NULL. Returns 1 if db.table is a
+ * queryable catalog table (and may record it), 0 if not. Names compare
+ * case-insensitively, as DuckDB's do. */
+typedef int (*tarn_sqlcheck_resolve_fn)(void *ctx, const char *db, const char *table);
+
+/* Checks sql on conn (only parser functions run on it). default_db may be
+ * NULL. Returns 0, or TARN_EDENIED (not one SELECT, table function, file
+ * path, unsupported construct), TARN_ENOTFOUND (unknown table), TARN_ESQL
+ * (syntax error, DuckDB's message), TARN_ETOOBIG (nesting too deep) or
+ * TARN_ENOMEM, with a message in eb. */
+int tarn_sqlcheck_statement(duckdb_connection conn, const char *sql, const char *default_db,
+                            tarn_sqlcheck_resolve_fn resolve, void *ctx, tarn_errbuf *eb);
+
+/* Checks that each of the n texts is a type and nothing else, so it can be
+ * pasted into `CAST(x AS <type>)`: catalog types come from record field
+ * names and must not be able to smuggle SQL into the engine's DDL.
+ * TARN_EINVAL names the first bad type. */
+int tarn_sqlcheck_types(duckdb_connection conn, const char *const *types, size_t n, tarn_errbuf *eb);
+
+/* 1 if name (any case) is a DuckDB catalog or system schema that a catalog
+ * database must not shadow: memory, system, temp, pg_catalog,
+ * information_schema. */
+int tarn_sqlcheck_reserved_db(const char *name);
+
+/* ASCII case-insensitive equality, the way DuckDB compares identifiers
+ * (independent of the process locale). */
+int tarn_sqlcheck_ident_eq(const char *a, const char *b);
+
+#endif

@@ -1,0 +1,92 @@
+"""Compaction: a partition's small Parquet files are merged into one file and
+swapped in one catalog transaction; the replaced files are deleted after the
+grace period; files of different schema versions are merged separately and
+every row stays readable with the widened types. Also exercises --config."""
+
+import glob
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Server, check, eq, read_parquet, run, seq_range, tempdir, timeout, wait_until  # noqa: E402
+
+CONFIG = """
+compaction:
+  min_files: 3
+  interval: 200ms
+  grace: 1500ms
+  target_size: 64MiB
+buffering:
+  interval: 60s
+"""
+
+
+def start_server():
+    root = tempdir()
+    cfg = os.path.join(root, "tarn.yaml")
+    with open(cfg, "w") as f:
+        f.write(CONFIG)
+    return Server(root=root, extra_args=["--config", cfg]).start()
+
+
+def live_files(s, db, t):
+    return s.get_json("/v1/tables/%s/%s" % (db, t))["files"]
+
+
+def parquet_on_disk(s, db, t):
+    return sorted(glob.glob(os.path.join(s.data, "lake", "processed", db, t, "*", "*.parquet")))
+
+
+@timeout(90)
+def test_small_files_are_merged_and_old_ones_deleted_after_grace():
+    s = start_server()
+    db, t = "comp", "events"
+    ids = []
+    for batch in range(5):
+        recs = [{"id": batch * 10 + k, "batch": batch, "tag": "b%d" % batch} for k in range(10)]
+        ids += [r["id"] for r in recs]
+        s.ingest(db, t, recs)
+        s.flush(db, t)  # one file per flush (interval is 60 s, so nothing else delivers)
+    wait_until(lambda: live_files(s, db, t) == 1, 20, what="the five files compacted into one")
+    # Every row is there exactly once, in the one live file.
+    eq(s.rows("SELECT id FROM %s.%s ORDER BY id" % (db, t)), [[i] for i in sorted(ids)], "rows after compaction")
+    eq(s.scalar("SELECT COUNT(DISTINCT _seq) FROM %s.%s" % (db, t)), 50, "distinct _seq")
+    # The replaced files go once the grace period has passed.
+    wait_until(lambda: len(parquet_on_disk(s, db, t)) == 1, 20, what="replaced files deleted after the grace period")
+    path = parquet_on_disk(s, db, t)[0]
+    eq(seq_range(path), (1, 50), "compacted file is named after its sequence range")
+    meta = read_parquet(path)
+    eq(meta["num_rows"], 50, "rows in the compacted file (hyparquet)")
+    seqs = [int(r["_seq"]) for r in meta["rows"]]
+    eq(seqs, sorted(seqs), "compacted rows ordered by _seq")
+    check(all(c == "SNAPPY" for c in meta["codecs"]), "codecs %s" % meta["codecs"])
+    # And it survives a restart.
+    s.stop()
+    s.start()
+    eq(s.scalar("SELECT COUNT(*) FROM %s.%s" % (db, t)), 50, "rows after restart")
+    s.stop()
+
+
+@timeout(90)
+def test_schema_versions_are_compacted_separately():
+    s = start_server()
+    db, t = "comp", "widening"
+    # Three files where s is a STRUCT and v a BIGINT, then three where s is a
+    # string and v a DOUBLE: the table widens to VARCHAR / DOUBLE.
+    for k in range(3):
+        s.ingest(db, t, [{"id": k, "v": k, "s": {"x": k}}])
+        s.flush(db, t)
+    for k in range(3, 6):
+        s.ingest(db, t, [{"id": k, "v": k + 0.5, "s": "text%d" % k}])
+        s.flush(db, t)
+    wait_until(lambda: live_files(s, db, t) == 2, 20, what="two compacted files, one per schema version")
+    rows = s.rows("SELECT id, v, s FROM %s.%s ORDER BY id" % (db, t))
+    eq([r[0] for r in rows], list(range(6)), "ids")
+    eq([r[1] for r in rows], [0.0, 1.0, 2.0, 3.5, 4.5, 5.5], "v widened to DOUBLE")
+    eq(rows[0][2].replace(" ", ""), '{"x":0}', "old STRUCT value read as its JSON text")
+    eq(rows[5][2], "text5", "new VARCHAR value")
+    s.stop()
+
+
+if __name__ == "__main__":
+    run(globals())

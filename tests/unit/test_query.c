@@ -1,0 +1,790 @@
+/* test_query.c - the query engine over a real catalog and real Parquet.
+ *
+ * Parquet files are written by a separate, plain (not hardened) DuckDB and
+ * published in a real catalog; the engine under test only ever sees them
+ * through the catalog, as in the server.
+ */
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "catalog/catalog.h"
+#include "common/util.h"
+#include "query/query.h"
+#include "query/sqlcheck.h" /* includes duckdb.h */
+#include "test.h"
+
+static char *tmp;           /* test directory */
+static char lake[512];      /* tmp/lake */
+static tarn_catalog *cat;
+static tarn_query_engine *qe;      /* default limits */
+static tarn_query_engine *qe_tight; /* max_rows 2, timeout 50 ms, small SQL and result caps */
+static duckdb_database plain_db;   /* writes the Parquet files */
+static duckdb_connection plain;
+static int64_t users_bytes;
+
+/* ---- fixture helpers ---------------------------------------------------------- */
+
+static int plain_exec(const char *sql)
+{
+    duckdb_result r;
+    int ok = duckdb_query(plain, sql, &r) == DuckDBSuccess;
+    if (!ok) printf("  plain duckdb: %s\n  in: %.300s\n", duckdb_result_error(&r), sql);
+    duckdb_destroy_result(&r);
+    return ok;
+}
+
+/* Writes SELECT sel as Snappy Parquet at lake/rel and returns its size. */
+static int64_t write_parquet(const char *sel, const char *rel)
+{
+    char path[1024], dir[1024], sql[8192];
+    snprintf(path, sizeof path, "%s/%s", lake, rel);
+    snprintf(dir, sizeof dir, "%s", path);
+    *strrchr(dir, '/') = '\0';
+    if (tarn_mkdir_p(dir, NULL)) return -1;
+    snprintf(sql, sizeof sql, "COPY (%s) TO '%s' (FORMAT parquet, COMPRESSION snappy)", sel, path);
+    if (!plain_exec(sql)) return -1;
+    struct stat st;
+    return stat(path, &st) == 0 ? (int64_t)st.st_size : -1;
+}
+
+/* Publishes one file (already written) with the given columns. */
+static int publish(const char *db, const char *table, const tarn_column *cols, size_t ncols, const char *rel,
+                   const char *partition, int64_t bytes, int64_t rows, int64_t seq)
+{
+    tarn_table_info t;
+    tarn_errbuf eb = {{0}};
+    int rc = tarn_catalog_ensure_table(cat, db, table, &t, &eb);
+    if (rc) {
+        printf("  ensure_table: %s\n", eb.msg);
+        return rc;
+    }
+    tarn_file f = {(char *)rel, "processed", (char *)partition, seq, seq, rows, bytes, 0, 0};
+    rc = tarn_catalog_publish(cat, t.id, cols, ncols, rel ? &f : NULL, rel ? 1 : 0, seq, &eb);
+    if (rc) printf("  publish: %s\n", eb.msg);
+    tarn_table_info_free(&t);
+    return rc;
+}
+
+static tarn_column users_cols[] = {
+    {"id", "BIGINT"},
+    {"score", "DOUBLE"},
+    {"name", "VARCHAR"},
+    {"active", "BOOLEAN"},
+    {"ts", "TIMESTAMP"},
+    {"location", "STRUCT(country VARCHAR, city VARCHAR)"},
+    {"tags", "VARCHAR[]"},
+};
+
+static int setup(void)
+{
+    tmp = test_tmpdir("query");
+    if (!tmp) return 0;
+    snprintf(lake, sizeof lake, "%s/lake", tmp);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/catalog.db", tmp);
+    tarn_errbuf eb = {{0}};
+    if (tarn_catalog_open(path, &cat, &eb)) {
+        printf("catalog: %s\n", eb.msg);
+        return 0;
+    }
+    if (duckdb_open(NULL, &plain_db) != DuckDBSuccess || duckdb_connect(plain_db, &plain) != DuckDBSuccess) return 0;
+
+    /* db.users: every common type, NULLs, quotes, two partitions. */
+    const char *u1 =
+        "SELECT * FROM (VALUES "
+        "(1::BIGINT, 1.5::DOUBLE, 'Ann \"the\" Admin', true, TIMESTAMP '2025-11-25 10:00:00', "
+        "  {'country': 'Norway', 'city': 'Oslo'}, ['a', 'b']), "
+        "(2, NULL, '', false, TIMESTAMP '2025-11-25 10:00:00.5', {'country': 'Brazil', 'city': NULL}, []::VARCHAR[]), "
+        "(4, 1e20, 'x,y' || chr(10) || 'z', true, TIMESTAMP '2025-11-25 23:59:59.123456', "
+        "  {'country': 'Norway', 'city': 'Bergen'}, ['c', NULL])"
+        ") v(id, score, name, active, ts, location, tags)";
+    const char *u2 =
+        "SELECT 3::BIGINT AS id, -0.25::DOUBLE AS score, NULL::VARCHAR AS name, NULL::BOOLEAN AS active, "
+        "NULL::TIMESTAMP AS ts, NULL::STRUCT(country VARCHAR, city VARCHAR) AS location, NULL::VARCHAR[] AS tags";
+    int64_t b1 = write_parquet(u1, "processed/db/users/ingestion_date=2025-11-25/1-3.parquet");
+    int64_t b2 = write_parquet(u2, "processed/db/users/ingestion_date=2025-11-26/4-4.parquet");
+    if (b1 < 0 || b2 < 0) return 0;
+    users_bytes = b1 + b2;
+    size_t nu = sizeof users_cols / sizeof users_cols[0];
+    if (publish("db", "users", users_cols, nu, "processed/db/users/ingestion_date=2025-11-25/1-3.parquet",
+                "ingestion_date=2025-11-25", b1, 3, 3))
+        return 0;
+    if (publish("db", "users", NULL, 0, "processed/db/users/ingestion_date=2025-11-26/4-4.parquet",
+                "ingestion_date=2025-11-26", b2, 1, 4))
+        return 0;
+
+    /* db.wide: the schema widened between two files. v: BIGINT -> DOUBLE;
+     * s: a struct field added; n: a struct that became VARCHAR (DuckDB's
+     * union_by_name alone cannot read that); extra: a column only in the
+     * newer file. */
+    tarn_column w1[] = {{"v", "BIGINT"}, {"s", "STRUCT(a BIGINT)"}, {"n", "STRUCT(k BIGINT)"}};
+    tarn_column w2[] = {{"v", "DOUBLE"}, {"s", "STRUCT(a BIGINT, b VARCHAR)"}, {"n", "VARCHAR"}, {"extra", "VARCHAR"}};
+    int64_t wb1 = write_parquet("SELECT 7::BIGINT AS v, {'a': 1::BIGINT} AS s, {'k': 5::BIGINT} AS n",
+                                "processed/db/wide/ingestion_date=2025-11-25/1-1.parquet");
+    int64_t wb2 = write_parquet("SELECT 2.5::DOUBLE AS v, {'a': 2::BIGINT, 'b': 'x'} AS s, 'text' AS n, 'e' AS extra",
+                                "processed/db/wide/ingestion_date=2025-11-25/2-2.parquet");
+    if (wb1 < 0 || wb2 < 0) return 0;
+    if (publish("db", "wide", w1, 3, "processed/db/wide/ingestion_date=2025-11-25/1-1.parquet",
+                "ingestion_date=2025-11-25", wb1, 1, 1))
+        return 0;
+    if (publish("db", "wide", w2, 4, "processed/db/wide/ingestion_date=2025-11-25/2-2.parquet",
+                "ingestion_date=2025-11-25", wb2, 1, 2))
+        return 0;
+
+    /* db.empty: columns, no files. */
+    tarn_column e1[] = {{"a", "BIGINT"}, {"b", "VARCHAR"}};
+    if (publish("db", "empty", e1, 2, NULL, NULL, 0, 0, 1)) return 0;
+
+    /* other.big: enough rows that a self-join takes seconds. */
+    tarn_column bc[] = {{"x", "BIGINT"}};
+    int64_t bb = write_parquet("SELECT range::BIGINT AS x FROM range(200000)",
+                               "processed/other/big/ingestion_date=2025-11-25/1-200000.parquet");
+    if (bb < 0) return 0;
+    if (publish("other", "big", bc, 1, "processed/other/big/ingestion_date=2025-11-25/1-200000.parquet",
+                "ingestion_date=2025-11-25", bb, 200000, 200000))
+        return 0;
+
+    tarn_query_opts o = {lake, 2, "1GB", 0, 0, 0, 0};
+    if (tarn_query_engine_open(&o, cat, &qe, &eb)) {
+        printf("engine: %s\n", eb.msg);
+        return 0;
+    }
+    tarn_query_opts t = {lake, 2, NULL, 50, 2, 4096, 3000};
+    if (tarn_query_engine_open(&t, cat, &qe_tight, &eb)) {
+        printf("engine: %s\n", eb.msg);
+        return 0;
+    }
+    return 1;
+}
+
+static void teardown(void)
+{
+    tarn_query_engine_close(qe);
+    tarn_query_engine_close(qe_tight);
+    tarn_catalog_close(cat);
+    duckdb_disconnect(&plain);
+    duckdb_close(&plain_db);
+    tarn_rm_rf(tmp);
+    free(tmp);
+}
+
+/* Runs sql; returns the code; *out gets the reply (caller frees). */
+static int run(tarn_query_engine *e, const char *sql, const char *db, enum tarn_query_format fmt, char **out,
+               tarn_errbuf *eb)
+{
+    tarn_buf b;
+    tarn_buf_init(&b, 0);
+    int rc = tarn_query_run(e, sql, db, fmt, &b, eb);
+    if (rc) CHECK_EQ_INT(b.len, 0); /* nothing appended on failure */
+    *out = tarn_buf_steal(&b);
+    return rc;
+}
+
+/* The reply's "rows" as compact JSON text, or NULL. Frees nothing. */
+static char *rows_of(const char *reply, json_t **root_out)
+{
+    json_error_t je;
+    json_t *root = json_loads(reply, 0, &je);
+    if (!root) {
+        printf("  bad JSON reply (%s): %.300s\n", je.text, reply);
+        return NULL;
+    }
+    *root_out = root;
+    return json_dumps(json_object_get(root, "rows"), JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
+}
+
+/* Checks that sql succeeds and its rows are exactly want (compact JSON). */
+static void expect_rows(tarn_query_engine *e, const char *sql, const char *db, const char *want, int line)
+{
+    char *out = NULL;
+    tarn_errbuf eb = {{0}};
+    int rc = run(e, sql, db, TARN_QUERY_JSON, &out, &eb);
+    if (rc) {
+        printf("  line %d: %s -> %s: %s\n", line, sql, tarn_err_name(rc), eb.msg);
+        test__cur_failed = 1;
+        free(out);
+        return;
+    }
+    json_t *root = NULL;
+    char *rows = rows_of(out, &root);
+    if (!rows || strcmp(rows, want) != 0) {
+        printf("  line %d: %s\n    got  %s\n    want %s\n", line, sql, rows ? rows : "(null)", want);
+        test__cur_failed = 1;
+    }
+    free(rows);
+    json_decref(root);
+    free(out);
+}
+#define EXPECT_ROWS(sql, db, want) expect_rows(qe, sql, db, want, __LINE__)
+
+static void expect_code(tarn_query_engine *e, const char *sql, const char *db, int code, const char *msg_part,
+                        int line)
+{
+    char *out = NULL;
+    tarn_errbuf eb = {{0}};
+    int rc = run(e, sql, db, TARN_QUERY_JSON, &out, &eb);
+    if (rc != code || (msg_part && !strstr(eb.msg, msg_part))) {
+        printf("  line %d: %.200s\n    got %s (%s), want %s containing \"%s\"\n", line, sql, tarn_err_name(rc), eb.msg,
+               tarn_err_name(code), msg_part ? msg_part : "");
+        test__cur_failed = 1;
+    }
+    free(out);
+}
+#define EXPECT_CODE(sql, db, code, msg) expect_code(qe, sql, db, code, msg, __LINE__)
+
+/* ---- tests -------------------------------------------------------------------- */
+
+TEST(values_every_common_type)
+{
+    char *out = NULL;
+    tarn_errbuf eb = {{0}};
+    int rc = run(qe, "SELECT * FROM db.users ORDER BY id", NULL, TARN_QUERY_JSON, &out, &eb);
+    if (rc) printf("  %s\n", eb.msg);
+    REQUIRE(rc == 0);
+    json_t *root = NULL;
+    char *rows = rows_of(out, &root);
+    REQUIRE(rows != NULL);
+    CHECK_EQ_STR(rows,
+                 "[[1,1.5,\"Ann \\\"the\\\" Admin\",true,\"2025-11-25 10:00:00\",{\"country\":\"Norway\",\"city\":\"Oslo\"},"
+                 "[\"a\",\"b\"],\"2025-11-25\"],"
+                 "[2,null,\"\",false,\"2025-11-25 10:00:00.5\",{\"country\":\"Brazil\",\"city\":null},[],\"2025-11-25\"],"
+                 "[3,-0.25,null,null,null,null,null,\"2025-11-26\"],"
+                 "[4,1e20,\"x,y\\nz\",true,\"2025-11-25 23:59:59.123456\",{\"country\":\"Norway\",\"city\":\"Bergen\"},"
+                 "[\"c\",null],\"2025-11-25\"]]");
+    char *cols = json_dumps(json_object_get(root, "columns"), JSON_COMPACT | JSON_PRESERVE_ORDER);
+    CHECK_EQ_STR(cols, "[{\"name\":\"id\",\"type\":\"BIGINT\"},{\"name\":\"score\",\"type\":\"DOUBLE\"},"
+                       "{\"name\":\"name\",\"type\":\"VARCHAR\"},{\"name\":\"active\",\"type\":\"BOOLEAN\"},"
+                       "{\"name\":\"ts\",\"type\":\"TIMESTAMP\"},"
+                       "{\"name\":\"location\",\"type\":\"STRUCT(country VARCHAR, city VARCHAR)\"},"
+                       "{\"name\":\"tags\",\"type\":\"VARCHAR[]\"},{\"name\":\"ingestion_date\",\"type\":\"DATE\"}]");
+    CHECK_EQ_INT(json_integer_value(json_object_get(root, "row_count")), 4);
+    CHECK(json_is_false(json_object_get(root, "truncated")));
+    CHECK_EQ_INT(json_integer_value(json_object_get(root, "bytes_scanned")), users_bytes);
+    CHECK(json_is_integer(json_object_get(root, "elapsed_ms")));
+    /* Key order is the documented one. */
+    CHECK(strncmp(out, "{\"columns\":[", 12) == 0);
+    CHECK(strstr(out, "],\"row_count\":4,\"truncated\":false,\"bytes_scanned\":") != NULL);
+    CHECK(strstr(out, "[4,1e+20,") != NULL); /* as DuckDB prints it */
+    free(cols);
+    free(rows);
+    json_decref(root);
+    free(out);
+}
+
+TEST(struct_field_group_by)
+{
+    EXPECT_ROWS("SELECT location.country, COUNT(*) FROM db.users GROUP BY 1 ORDER BY 2 DESC, 1 NULLS LAST", NULL,
+                "[[\"Norway\",2],[\"Brazil\",1],[null,1]]");
+    EXPECT_ROWS("SELECT id, tags[1], len(tags) FROM db.users WHERE tags IS NOT NULL ORDER BY id", NULL,
+                "[[1,\"a\",2],[2,null,0],[4,\"c\",2]]");
+    EXPECT_ROWS("SELECT id FROM db.users WHERE list_contains(tags, 'b')", NULL, "[[1]]");
+}
+
+TEST(default_database)
+{
+    EXPECT_ROWS("SELECT count(*) FROM users", "db", "[[4]]");
+    EXPECT_ROWS("SELECT count(*) FROM db.users", "other", "[[4]]");
+    EXPECT_ROWS("SELECT count(*) FROM USERS", "DB", "[[4]]");
+    EXPECT_CODE("SELECT count(*) FROM users", NULL, TARN_ENOTFOUND, "table 'users' not found");
+    EXPECT_CODE("SELECT count(*) FROM users", "other", TARN_ENOTFOUND, "table 'users' not found");
+    EXPECT_CODE("SELECT 1", "nope", TARN_ENOTFOUND, "database 'nope' not found");
+}
+
+TEST(csv_format)
+{
+    char *out = NULL;
+    tarn_errbuf eb = {{0}};
+    int rc = run(qe, "SELECT id, name, score, active AS \"act\"\"ive\", tags, location FROM db.users ORDER BY id", NULL,
+                 TARN_QUERY_CSV, &out, &eb);
+    if (rc) printf("  %s\n", eb.msg);
+    REQUIRE(rc == 0);
+    CHECK_EQ_STR(out, "\"id\",\"name\",\"score\",\"act\"\"ive\",\"tags\",\"location\"\n"
+                      "\"1\",\"Ann \"\"the\"\" Admin\",\"1.5\",\"true\",\"[\"\"a\"\",\"\"b\"\"]\","
+                      "\"{\"\"country\"\":\"\"Norway\"\",\"\"city\"\":\"\"Oslo\"\"}\"\n"
+                      "\"2\",\"\",,\"false\",\"[]\",\"{\"\"country\"\":\"\"Brazil\"\",\"\"city\"\":null}\"\n"
+                      "\"3\",,\"-0.25\",,,\n"
+                      "\"4\",\"x,y\nz\",\"1e+20\",\"true\",\"[\"\"c\"\",null]\","
+                      "\"{\"\"country\"\":\"\"Norway\"\",\"\"city\"\":\"\"Bergen\"\"}\"\n");
+    free(out);
+    /* Nested values holding non-string scalars, in both formats. */
+    rc = run(qe,
+             "SELECT {'t': TIMESTAMP '2025-01-01 01:02:03', 'd': 1.25::DECIMAL(4,2), 'b': '\\xAA'::BLOB, "
+             "'m': MAP {MAP {'k': DATE '2025-01-02'}: ['x']}} AS s",
+             NULL, TARN_QUERY_CSV, &out, &eb);
+    if (rc) printf("  %s\n", eb.msg);
+    CHECK_EQ_STR(out, "\"s\"\n\"{\"\"t\"\":\"\"2025-01-01 01:02:03\"\",\"\"d\"\":\"\"1.25\"\",\"\"b\"\":\"\"\\\\xAA\"\","
+                      "\"\"m\"\":{\"\"{\\\"\"k\\\"\":\\\"\"2025-01-02\\\"\"}\"\":[\"\"x\"\"]}}\"\n");
+    free(out);
+    /* An empty result is the header alone. */
+    rc = run(qe, "SELECT a, b FROM db.empty", NULL, TARN_QUERY_CSV, &out, &eb);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_STR(out, "\"a\",\"b\"\n");
+    free(out);
+}
+
+TEST(empty_table_has_typed_columns)
+{
+    char *out = NULL;
+    tarn_errbuf eb = {{0}};
+    int rc = run(qe, "SELECT * FROM db.empty", NULL, TARN_QUERY_JSON, &out, &eb);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_STR(out != NULL && strstr(out, "{\"columns\":[{\"name\":\"a\",\"type\":\"BIGINT\"},{\"name\":\"b\",\"type\":\"VARCHAR\"}],"
+                                            "\"rows\":[],\"row_count\":0,\"truncated\":false,\"bytes_scanned\":0,")
+                     ? "ok" : out,
+                 "ok");
+    free(out);
+}
+
+TEST(schema_widening_across_files)
+{
+    EXPECT_ROWS("SELECT v, s, n, extra, typeof(v), typeof(s), typeof(n) FROM db.wide ORDER BY v", NULL,
+                "[[2.5,{\"a\":2,\"b\":\"x\"},\"text\",\"e\",\"DOUBLE\",\"STRUCT(a BIGINT, b VARCHAR)\",\"VARCHAR\"],"
+                "[7.0,{\"a\":1,\"b\":null},\"{\\\"k\\\":5}\",null,\"DOUBLE\",\"STRUCT(a BIGINT, b VARCHAR)\",\"VARCHAR\"]]");
+    EXPECT_ROWS("SELECT s.b, count(*) FROM db.wide GROUP BY ALL ORDER BY 1 NULLS FIRST", NULL, "[[null,1],[\"x\",1]]");
+}
+
+/* bytes_scanned: the live files of each table referenced, counted once. */
+static int64_t bytes_of(const char *sql)
+{
+    char *out = NULL;
+    tarn_errbuf eb = {{0}};
+    int rc = run(qe, sql, NULL, TARN_QUERY_JSON, &out, &eb);
+    json_t *root = rc ? NULL : json_loads(out, 0, NULL);
+    int64_t b = root ? (int64_t)json_integer_value(json_object_get(root, "bytes_scanned")) : -1;
+    json_decref(root);
+    free(out);
+    return b;
+}
+
+TEST(bytes_scanned_counts_referenced_tables)
+{
+    CHECK_EQ_INT(bytes_of("SELECT 1"), 0);
+    CHECK_EQ_INT(bytes_of("SELECT count(*) FROM db.users a JOIN db.users b USING (id)"), users_bytes);
+    CHECK_EQ_INT(bytes_of("WITH u AS (SELECT id FROM db.users) SELECT count(*) FROM u, u AS v"), users_bytes);
+    int64_t wide = bytes_of("SELECT count(*) FROM db.wide");
+    CHECK(wide > 0);
+    CHECK_EQ_INT(bytes_of("SELECT (SELECT count(*) FROM db.users), (SELECT count(*) FROM db.wide)"), users_bytes + wide);
+    CHECK_EQ_INT(bytes_of("SELECT count(*) FROM db.empty"), 0);
+}
+
+TEST(partition_column_in_where)
+{
+    EXPECT_ROWS("SELECT id FROM db.users WHERE ingestion_date = '2025-11-26'", NULL, "[[3]]");
+    EXPECT_ROWS("SELECT ingestion_date, count(*) FROM db.users WHERE ingestion_date >= DATE '2025-11-25' "
+                "GROUP BY 1 ORDER BY 1",
+                NULL, "[[\"2025-11-25\",3],[\"2025-11-26\",1]]");
+}
+
+TEST(ctes_and_safe_forms)
+{
+    EXPECT_ROWS("WITH u AS (SELECT * FROM db.users WHERE active) SELECT count(*) FROM u", NULL, "[[2]]");
+    EXPECT_ROWS("WITH a AS (SELECT id FROM users), b AS (SELECT * FROM a WHERE id > 1) SELECT count(*) FROM b", "db",
+                "[[3]]");
+    EXPECT_ROWS("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 4) SELECT sum(n) FROM r", NULL,
+                "[[\"10\"]]"); /* SUM of integers is a HUGEINT: a string */
+    EXPECT_ROWS("SELECT (SELECT max(id) FROM db.users), (SELECT count(*) FROM db.wide)", NULL, "[[4,2]]");
+    EXPECT_ROWS("SELECT count(*) FROM db.users a JOIN db.users b USING (id)", NULL, "[[4]]");
+    EXPECT_ROWS("FROM db.users SELECT id ORDER BY id DESC LIMIT 1", NULL, "[[4]]");
+    EXPECT_ROWS("VALUES (1, 'a'), (2, 'b')", NULL, "[[1,\"a\"],[2,\"b\"]]");
+    EXPECT_ROWS("SELECT id FROM db.users WHERE id = 1 UNION ALL SELECT 9 ORDER BY 1", NULL, "[[1],[9]]");
+    EXPECT_ROWS("SELECT * FROM (SELECT 1 AS a, 2 AS b) PIVOT (sum(b) FOR a IN (1))", NULL, "[[\"2\"]]");
+    EXPECT_ROWS("SELECT count(*) FROM memory.db.users", NULL, "[[4]]");
+}
+
+TEST(describe_summarize_show_are_not_selects)
+{
+    EXPECT_CODE("DESCRIBE db.wide", NULL, TARN_EDENIED, "only SELECT");
+    EXPECT_CODE("SUMMARIZE db.wide", NULL, TARN_EDENIED, "only SELECT");
+    EXPECT_CODE("SELECT column_name FROM (DESCRIBE SELECT id, name FROM db.users)", NULL, TARN_EDENIED, "only SELECT");
+    EXPECT_CODE("SHOW TABLES", NULL, TARN_EDENIED, "");
+}
+
+TEST(refused_before_anything_runs)
+{
+    char copy[1024];
+    snprintf(copy, sizeof copy, "COPY (SELECT 1) TO '%s/processed/leak.csv'", lake);
+    EXPECT_CODE(copy, NULL, TARN_EDENIED, "only SELECT");
+    char leak[1024];
+    snprintf(leak, sizeof leak, "%s/processed/leak.csv", lake);
+    CHECK(access(leak, F_OK) != 0);
+    char attach[1024];
+    snprintf(attach, sizeof attach, "ATTACH '%s/x.duckdb' AS x", lake);
+    EXPECT_CODE(attach, NULL, TARN_EDENIED, "only SELECT");
+    EXPECT_CODE("INSTALL httpfs", NULL, TARN_EDENIED, "only SELECT");
+    EXPECT_CODE("LOAD httpfs", NULL, TARN_EDENIED, "only SELECT");
+    EXPECT_CODE("SET threads = 1", NULL, TARN_EDENIED, "only SELECT");
+    EXPECT_CODE("PRAGMA version", NULL, TARN_EDENIED, NULL);
+    EXPECT_CODE("CREATE TABLE t AS SELECT 1", NULL, TARN_EDENIED, "only SELECT");
+    EXPECT_CODE("CREATE VIEW db.v AS SELECT 1", NULL, TARN_EDENIED, "only SELECT");
+    EXPECT_CODE("INSERT INTO db.users (id) VALUES (1)", NULL, TARN_EDENIED, "only SELECT");
+    EXPECT_CODE("DELETE FROM db.users", NULL, TARN_EDENIED, "only SELECT");
+    EXPECT_CODE("EXPLAIN SELECT 1", NULL, TARN_EDENIED, NULL);
+    EXPECT_CODE("CALL duckdb_settings()", NULL, TARN_EDENIED, NULL);
+    EXPECT_CODE("SHOW TABLES", NULL, TARN_EDENIED, "SHOW");
+    EXPECT_CODE("SELECT 1; SELECT 2", NULL, TARN_EDENIED, "only one statement");
+    EXPECT_CODE("SELECT 1; DROP VIEW db.users", NULL, TARN_EDENIED, "only one statement");
+    EXPECT_CODE("SELECT * FROM read_csv('/etc/passwd')", NULL, TARN_EDENIED, "table functions are not allowed: read_csv");
+    EXPECT_CODE("SELECT * FROM '/etc/passwd'", NULL, TARN_EDENIED, "file paths are not allowed");
+    EXPECT_CODE("SELECT * FROM \"data.parquet\"", NULL, TARN_EDENIED, "file paths are not allowed");
+    char raw[1024];
+    snprintf(raw, sizeof raw, "SELECT * FROM '%s/processed/db/users/ingestion_date=2025-11-26/4-4.parquet'", lake);
+    EXPECT_CODE(raw, NULL, TARN_EDENIED, "file paths are not allowed");
+    EXPECT_CODE("SELECT * FROM db.users WHERE id IN (SELECT 1 FROM read_csv('/etc/passwd'))", NULL, TARN_EDENIED,
+                "read_csv");
+    EXPECT_CODE("SELECT (SELECT count(*) FROM read_text('/etc/passwd'))", NULL, TARN_EDENIED, "read_text");
+    EXPECT_CODE("WITH x AS (SELECT * FROM read_parquet('/tmp/x.parquet')) SELECT * FROM x", NULL, TARN_EDENIED,
+                "read_parquet");
+    EXPECT_CODE("SELECT * FROM db.users u JOIN glob('/*') g ON true", NULL, TARN_EDENIED, "glob");
+    EXPECT_CODE("SELECT * FROM db.users, LATERAL (SELECT * FROM read_blob('/etc/passwd'))", NULL, TARN_EDENIED,
+                "read_blob");
+    EXPECT_CODE("SELECT * FROM db.users LIMIT (SELECT count(*) FROM range(3))", NULL, TARN_EDENIED, "range");
+    EXPECT_CODE("SELECT * FROM duckdb_settings()", NULL, TARN_EDENIED, "duckdb_settings");
+    EXPECT_CODE("SELECT * FROM query('SELECT 1')", NULL, TARN_EDENIED, "query");
+    EXPECT_CODE("SELECT * FROM db.users, unnest([1])", NULL, TARN_EDENIED, "unnest");
+    EXPECT_CODE("SELECT * FROM information_schema.tables", NULL, TARN_ENOTFOUND, "not found");
+    EXPECT_CODE("SELECT * FROM pg_catalog.pg_tables", NULL, TARN_ENOTFOUND, "not found");
+    EXPECT_CODE("SELECT * FROM duckdb_tables", NULL, TARN_ENOTFOUND, "not found");
+    EXPECT_CODE("SELECT * FROM system.main.duckdb_tables", NULL, TARN_ENOTFOUND, "not found");
+    EXPECT_CODE("SELECT * FROM temp.main.x", NULL, TARN_ENOTFOUND, "not found");
+    EXPECT_CODE("SELECT * FROM db.nope", NULL, TARN_ENOTFOUND, "table 'db.nope' not found");
+    EXPECT_CODE("SELECT * FROM nope.users", NULL, TARN_ENOTFOUND, "not found");
+    EXPECT_CODE("SELEC 1", NULL, TARN_ESQL, "syntax error");
+    EXPECT_CODE("", NULL, TARN_ESQL, NULL);
+    EXPECT_CODE("SELECT no_such_column FROM db.users", NULL, TARN_ESQL, NULL);
+    /* A table function called as a scalar is a bind error, nothing read. */
+    EXPECT_CODE("SELECT read_text('/etc/passwd')", NULL, TARN_ESQL, NULL);
+    /* Errors while rows stream are reported, not a partial result. */
+    EXPECT_CODE("SELECT CAST('x' || id AS INTEGER) FROM db.users", NULL, TARN_ESQL, "Conversion");
+    EXPECT_CODE("SELECT id, error('boom ' || id) FROM db.users", NULL, TARN_ESQL, "boom");
+}
+
+TEST(deep_nesting_is_refused_cleanly)
+{
+    /* Deep enough to exceed the parse-tree limits, not the stack. */
+    size_t depth = 600, cap = depth * 32 + 64;
+    char *sql = malloc(cap);
+    REQUIRE(sql != NULL);
+    size_t n = 0;
+    for (size_t i = 0; i < depth; i++) n += (size_t)snprintf(sql + n, cap - n, "SELECT * FROM (");
+    n += (size_t)snprintf(sql + n, cap - n, "SELECT 1");
+    for (size_t i = 0; i < depth; i++) n += (size_t)snprintf(sql + n, cap - n, ")");
+    char *out = NULL;
+    tarn_errbuf eb = {{0}};
+    int rc = run(qe, sql, NULL, TARN_QUERY_JSON, &out, &eb);
+    CHECK(rc == TARN_ETOOBIG || rc == TARN_ESQL);
+    free(out);
+    /* A moderately nested one works. */
+    n = 0;
+    for (size_t i = 0; i < 20; i++) n += (size_t)snprintf(sql + n, cap - n, "SELECT * FROM (");
+    n += (size_t)snprintf(sql + n, cap - n, "SELECT count(*) FROM db.users");
+    for (size_t i = 0; i < 20; i++) n += (size_t)snprintf(sql + n, cap - n, ")");
+    expect_rows(qe, sql, NULL, "[[4]]", __LINE__);
+    free(sql);
+}
+
+TEST(cte_scoping_is_not_a_loophole)
+{
+    /* Each name below would reach DuckDB's search path (a system view) if
+     * the checker took it for a CTE where DuckDB does not. */
+    EXPECT_CODE("WITH duckdb_tables AS (SELECT * FROM duckdb_tables) SELECT * FROM duckdb_tables", NULL, TARN_ENOTFOUND,
+                "duckdb_tables");
+    EXPECT_CODE("WITH a AS (SELECT * FROM duckdb_views), duckdb_views AS (SELECT 1) SELECT * FROM a", NULL,
+                TARN_ENOTFOUND, "duckdb_views");
+    EXPECT_CODE("SELECT * FROM (WITH duckdb_tables AS (SELECT 1) SELECT * FROM duckdb_tables), duckdb_tables", NULL,
+                TARN_ENOTFOUND, "duckdb_tables");
+    EXPECT_CODE("WITH RECURSIVE duckdb_tables AS (SELECT * FROM duckdb_tables UNION ALL SELECT * FROM duckdb_tables) "
+                "SELECT 1",
+                NULL, TARN_ENOTFOUND, "duckdb_tables");
+    EXPECT_CODE("WITH x AS (SELECT 1) SELECT * FROM \"x.csv\"", NULL, TARN_EDENIED, "file paths");
+    EXPECT_CODE("WITH \"/etc/passwd\" AS (SELECT 1) SELECT * FROM \"/etc/passwd\"", NULL, TARN_EDENIED, "file paths");
+    /* And the valid cases of the same shapes work. */
+    EXPECT_ROWS("WITH x AS (SELECT 1 AS v) SELECT (SELECT v FROM x), * FROM (SELECT * FROM X)", NULL, "[[1,1]]");
+}
+
+TEST(truncation_and_limits)
+{
+    char *out = NULL;
+    tarn_errbuf eb = {{0}};
+    int rc = run(qe_tight, "SELECT id FROM db.users ORDER BY id", NULL, TARN_QUERY_JSON, &out, &eb);
+    CHECK_EQ_INT(rc, 0);
+    json_t *root = NULL;
+    char *rows = out ? rows_of(out, &root) : NULL;
+    CHECK_EQ_STR(rows, "[[1],[2]]");
+    CHECK(json_is_true(json_object_get(root, "truncated")));
+    CHECK_EQ_INT(json_integer_value(json_object_get(root, "row_count")), 2);
+    free(rows);
+    json_decref(root);
+    free(out);
+    /* Exactly max_rows rows is not truncated. */
+    rc = run(qe_tight, "SELECT id FROM db.users ORDER BY id LIMIT 2", NULL, TARN_QUERY_JSON, &out, &eb);
+    CHECK(rc == 0 && strstr(out, "\"truncated\":false"));
+    free(out);
+    /* SQL text and result size caps. */
+    char big[5000];
+    memset(big, ' ', sizeof big);
+    memcpy(big, "SELECT 1", 8);
+    big[sizeof big - 1] = '\0';
+    expect_code(qe_tight, big, NULL, TARN_ETOOBIG, "SQL text", __LINE__);
+    expect_code(qe_tight, "SELECT repeat('x', 5000)", NULL, TARN_ETOOBIG, "result larger", __LINE__);
+}
+
+TEST(timeout_interrupts_the_query)
+{
+    int64_t t0 = tarn_mono_ms();
+    char *out = NULL;
+    tarn_errbuf eb = {{0}};
+    int rc = run(qe_tight, "SELECT count(*) FROM other.big a, other.big b WHERE a.x * b.x = -1", NULL, TARN_QUERY_JSON,
+                 &out, &eb);
+    int64_t took = tarn_mono_ms() - t0;
+    CHECK_EQ_INT(rc, TARN_ETIMEOUT);
+    CHECK(strstr(eb.msg, "timed out after 50 ms") != NULL);
+    CHECK(took < 3000);
+    free(out);
+    /* The engine is fine afterwards. */
+    expect_rows(qe_tight, "SELECT count(*) FROM other.big", NULL, "[[200000]]", __LINE__);
+}
+
+/* Each expression printed by us must read exactly like DuckDB's own
+ * CAST(... AS VARCHAR). */
+TEST(scalar_text_matches_duckdb)
+{
+    static const char *const exprs[] = {
+        "0.1::DOUBLE", "100.0::DOUBLE", "1e20::DOUBLE", "1e-7::DOUBLE", "1e16::DOUBLE", "1e15::DOUBLE",
+        "123456789.0::DOUBLE", "0.0001::DOUBLE", "0.00001::DOUBLE", "(-0.0)::DOUBLE", "1/3", "2/3::FLOAT",
+        "1.5::FLOAT", "0.1::FLOAT", "3.4028235e38::FLOAT", "5e-324::DOUBLE", "1e-310::DOUBLE", "1e-40::FLOAT", "2.2250738585072014e-308::DOUBLE", "1.7976931348623157e308::DOUBLE",
+        "12345678901234567890.0::DOUBLE", "-2.5e-300::DOUBLE", "16777216::FLOAT", "1e7::FLOAT",
+        "TIMESTAMP '2025-11-25 10:00:00'", "TIMESTAMP '2025-11-25 10:00:00.000001'", "TIMESTAMP '0001-01-01 00:00:00'",
+        "TIMESTAMP '1969-12-31 23:59:59.999'", "'infinity'::TIMESTAMP", "'-infinity'::TIMESTAMP",
+        "TIMESTAMP '-0044-03-15 12:00:00'", "'294247-01-10 04:00:54.775806'::TIMESTAMP",
+        "TIMESTAMPTZ '2025-11-25 10:00:00.25+00'", "TIMESTAMPTZ '2025-11-25 10:00:00+05:30'",
+        "DATE '2025-01-02'", "DATE '-0001-01-01'", "'infinity'::DATE", "DATE '9999-12-31'",
+        "TIME '00:00:00'", "TIME '23:59:59.5'", "TIMETZ '10:00:00+05'", "TIMESTAMP_S '2025-01-01 00:00:01'",
+        "TIMESTAMP_MS '2025-01-01 00:00:01.123'", "TIMESTAMP_NS '2025-01-01 00:00:00.123456789'",
+        "1.50::DECIMAL(5,2)", "(-0.5)::DECIMAL(5,2)", "(-123.456)::DECIMAL(18,3)", "0::DECIMAL(4,4)", "(-0.5)::DECIMAL(4,4)", "0::DECIMAL(2,1)",
+        "12345678901234567890.1234567890::DECIMAL(38,10)", "(-1)::DECIMAL(38,37)", "7::DECIMAL(10,0)",
+        "170141183460469231731687303715884105727::HUGEINT", "(-170141183460469231731687303715884105727)::HUGEINT",
+        "340282366920938463463374607431768211455::UHUGEINT", "18446744073709551615::UBIGINT",
+        "(-9223372036854775808)::BIGINT", "'123e4567-e89b-12d3-a456-426614174000'::UUID",
+        "'ffffffff-ffff-ffff-ffff-ffffffffffff'::UUID", "'00000000-0000-0000-0000-000000000000'::UUID",
+        "INTERVAL '1 year 2 months 3 days 04:05:06.5'", "INTERVAL '-3 hours'", "'\\xAA\\x00ab\\x5C'::BLOB", "'abc'::BLOB",
+        "'0101'::BIT", "'1'::BIT", "'101010101'::BIT", "'b'::ENUM('a', 'b')", "true", "(-128)::TINYINT",
+        "255::UTINYINT", "65535::USMALLINT", "4294967295::UINTEGER", "'Ünïcödé ✓'", "''",
+    };
+    size_t n = sizeof exprs / sizeof exprs[0];
+    for (size_t i = 0; i < n; i++) {
+        char sql[512];
+        snprintf(sql, sizeof sql, "SELECT %s AS v, CAST(%s AS VARCHAR) AS t", exprs[i], exprs[i]);
+        char *out = NULL;
+        tarn_errbuf eb = {{0}};
+        int rc = run(qe, sql, NULL, TARN_QUERY_CSV, &out, &eb);
+        if (rc) {
+            printf("  %s: %s\n", exprs[i], eb.msg);
+            test__cur_failed = 1;
+            free(out);
+            continue;
+        }
+        /* "v","t"\n then "<ours>","<duckdb's>"\n: both quoted the same way. */
+        char *line = strchr(out, '\n');
+        char *ours = line ? line + 1 : NULL;
+        char *mid = ours ? strstr(ours, "\",\"") : NULL;
+        if (!mid) {
+            printf("  %s: unexpected CSV %s\n", exprs[i], out);
+            test__cur_failed = 1;
+        } else {
+            size_t la = (size_t)(mid + 1 - ours);
+            const char *theirs = mid + 2;
+            size_t lb = strlen(theirs) - 1; /* without the newline */
+            if (la != lb || memcmp(ours, theirs, la) != 0) {
+                printf("  %s: ours %.*s, DuckDB's %.*s\n", exprs[i], (int)la, ours, (int)lb, theirs);
+                test__cur_failed = 1;
+            }
+        }
+        free(out);
+    }
+    /* JSON: numbers as numbers, the rest as strings, specials as strings. */
+    EXPECT_ROWS("SELECT 1::TINYINT, 2::UBIGINT, 0.5::FLOAT, 'nan'::DOUBLE, 'inf'::DOUBLE, '-inf'::FLOAT, 1.5::DECIMAL(3,1), "
+                "12::HUGEINT, DATE '2025-01-02', NULL, [[1, 2], [3]], MAP {'k': 1, 'l': NULL}, MAP {1: 'a'}, "
+                "[1, 2]::INTEGER[2], union_value(n := 5)",
+                NULL,
+                "[[1,2,0.5,\"NaN\",\"Infinity\",\"-Infinity\",\"1.5\",\"12\",\"2025-01-02\",null,[[1,2],[3]],"
+                "{\"k\":1,\"l\":null},{\"1\":\"a\"},[1,2],5]]");
+}
+
+TEST(type_names)
+{
+    char *out = NULL;
+    tarn_errbuf eb = {{0}};
+    int rc = run(qe,
+                 "SELECT {'a': 1, 'B c': [1.5::DECIMAL(4,2)], 'Country': 1, 'name': 2, 'date': 3} AS s, MAP {'k': 1} AS m, [1, 2]::INTEGER[2] AS a, "
+                 "TIMESTAMPTZ '2025-01-01 00:00:00+00' AS tz, '\"x\"'::JSON AS j, NULL AS n",
+                 NULL, TARN_QUERY_JSON, &out, &eb);
+    if (rc) printf("  %s\n", eb.msg);
+    CHECK_EQ_INT(rc, 0);
+    json_t *root = json_loads(out ? out : "", 0, NULL);
+    char *cols = json_dumps(json_object_get(root, "columns"), JSON_COMPACT | JSON_PRESERVE_ORDER);
+    CHECK_EQ_STR(cols, "[{\"name\":\"s\",\"type\":\"STRUCT(a INTEGER, \\\"B c\\\" DECIMAL(4,2)[], Country INTEGER, \\\"name\\\" INTEGER, date INTEGER)\"},"
+                       "{\"name\":\"m\",\"type\":\"MAP(VARCHAR, INTEGER)\"},{\"name\":\"a\",\"type\":\"INTEGER[2]\"},"
+                       "{\"name\":\"tz\",\"type\":\"TIMESTAMP WITH TIME ZONE\"},{\"name\":\"j\",\"type\":\"JSON\"},"
+                       "{\"name\":\"n\",\"type\":\"INTEGER\"}]"); /* a bare NULL is INTEGER */
+    free(cols);
+    json_decref(root);
+    free(out);
+}
+
+TEST(refresh_sees_new_files)
+{
+    tarn_column c[] = {{"k", "BIGINT"}};
+    int64_t b = write_parquet("SELECT 1::BIGINT AS k", "processed/db/grow/ingestion_date=2025-11-25/1-1.parquet");
+    REQUIRE(b > 0);
+    REQUIRE(publish("db", "grow", c, 1, "processed/db/grow/ingestion_date=2025-11-25/1-1.parquet",
+                    "ingestion_date=2025-11-25", b, 1, 1) == 0);
+    /* Not visible before the refresh: the view is the catalog's file list. */
+    EXPECT_CODE("SELECT count(*) FROM db.grow", NULL, TARN_ENOTFOUND, "not found");
+    tarn_errbuf eb = {{0}};
+    CHECK_EQ_INT(tarn_query_refresh_table(qe, "db", "grow", &eb), 0);
+    EXPECT_ROWS("SELECT count(*) FROM db.grow", NULL, "[[1]]");
+    CHECK_EQ_INT(tarn_query_refresh_table(qe, "db", "missing", &eb), TARN_ENOTFOUND);
+}
+
+/* 4 threads query while another publishes files and refreshes the view. */
+typedef struct conc_state {
+    atomic_int stop;
+    atomic_int failures;
+    atomic_int queries;
+} conc_state;
+
+static void *conc_query(void *arg)
+{
+    conc_state *st = arg;
+    long last = 0;
+    while (!atomic_load(&st->stop)) {
+        tarn_buf b;
+        tarn_buf_init(&b, 0);
+        tarn_errbuf eb = {{0}};
+        int rc = tarn_query_run(qe, "SELECT count(*), sum(k) FROM db.grow", NULL, TARN_QUERY_JSON, &b, &eb);
+        json_t *root = rc ? NULL : json_loads(b.data, 0, NULL);
+        json_t *row = json_array_get(json_object_get(root, "rows"), 0);
+        long n = (long)json_integer_value(json_array_get(row, 0));
+        if (rc || !row || n < last) {
+            printf("  concurrent query: rc %s (%s), count %ld after %ld\n", tarn_err_name(rc), eb.msg, n, last);
+            atomic_fetch_add(&st->failures, 1);
+        }
+        last = n;
+        json_decref(root);
+        tarn_buf_free(&b);
+        atomic_fetch_add(&st->queries, 1);
+    }
+    return NULL;
+}
+
+TEST(concurrent_queries_during_refresh)
+{
+    conc_state st;
+    atomic_init(&st.stop, 0);
+    atomic_init(&st.failures, 0);
+    atomic_init(&st.queries, 0);
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, conc_query, &st);
+    tarn_column c[] = {{"k", "BIGINT"}};
+    int refreshes = 0;
+    for (int i = 2; i <= 13; i++) {
+        char rel[256], sel[128];
+        snprintf(rel, sizeof rel, "processed/db/grow/ingestion_date=2025-11-26/%d-%d.parquet", i, i);
+        snprintf(sel, sizeof sel, "SELECT %d::BIGINT AS k", i);
+        int64_t b = write_parquet(sel, rel);
+        CHECK(b > 0);
+        CHECK_EQ_INT(publish("db", "grow", i == 7 ? c : NULL, i == 7 ? 1 : 0, rel, "ingestion_date=2025-11-26", b, 1, i),
+                     0);
+        for (int k = 0; k < 3; k++) {
+            tarn_errbuf eb = {{0}};
+            int rc = tarn_query_refresh_table(qe, "db", "grow", &eb);
+            if (rc) printf("  refresh: %s\n", eb.msg);
+            CHECK_EQ_INT(rc, 0);
+            refreshes++;
+        }
+    }
+    atomic_store(&st.stop, 1);
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    CHECK_EQ_INT(atomic_load(&st.failures), 0);
+    CHECK(atomic_load(&st.queries) >= 8);
+    EXPECT_ROWS("SELECT count(*), sum(k)::BIGINT FROM db.grow", NULL, "[[13,91]]");
+    printf("  %d queries during %d refreshes\n", atomic_load(&st.queries), refreshes);
+}
+
+TEST(malicious_catalog_type_is_refused)
+{
+    /* A type that closes the CAST and reads a file must not reach DDL. */
+    tarn_column c[] = {{"x", "BIGINT) AS x FROM read_csv('/etc/passwd') --"}};
+    int64_t b = write_parquet("SELECT 1::BIGINT AS x", "processed/db/evil/ingestion_date=2025-11-25/1-1.parquet");
+    REQUIRE(b > 0);
+    REQUIRE(publish("db", "evil", c, 1, "processed/db/evil/ingestion_date=2025-11-25/1-1.parquet",
+                    "ingestion_date=2025-11-25", b, 1, 1) == 0);
+    tarn_errbuf eb = {{0}};
+    CHECK_EQ_INT(tarn_query_refresh_table(qe, "db", "evil", &eb), TARN_EINVAL);
+    CHECK(strstr(eb.msg, "not a column type") != NULL);
+    EXPECT_CODE("SELECT * FROM db.evil", NULL, TARN_ENOTFOUND, "not found");
+}
+
+TEST(reserved_database_names_get_no_view)
+{
+    /* A catalog database named like a DuckDB catalog or system schema would
+     * change what `system.x` or `information_schema.x` resolve to. */
+    tarn_column c[] = {{"x", "BIGINT"}};
+    REQUIRE(publish("information_schema", "t", c, 1, NULL, NULL, 0, 0, 1) == 0);
+    tarn_errbuf eb = {{0}};
+    CHECK_EQ_INT(tarn_query_refresh_table(qe, "information_schema", "t", &eb), TARN_EINVAL);
+    CHECK(strstr(eb.msg, "reserved") != NULL);
+    EXPECT_CODE("SELECT * FROM information_schema.t", NULL, TARN_ENOTFOUND, "not found");
+}
+
+TEST(reopen_builds_every_view_and_skips_broken_ones)
+{
+    /* By now the catalog holds a table with a malicious type and one in a
+     * reserved database: open logs them and serves the rest. */
+    tarn_query_engine *e2 = NULL;
+    tarn_errbuf eb = {{0}};
+    tarn_query_opts o = {lake, 1, NULL, 0, 0, 0, 0};
+    REQUIRE(tarn_query_engine_open(&o, cat, &e2, &eb) == 0);
+    expect_rows(e2, "SELECT count(*), sum(k)::BIGINT FROM db.grow", NULL, "[[13,91]]", __LINE__);
+    expect_rows(e2, "SELECT v FROM db.wide ORDER BY v", NULL, "[[2.5],[7.0]]", __LINE__);
+    expect_code(e2, "SELECT * FROM db.evil", NULL, TARN_ENOTFOUND, "not found", __LINE__);
+    tarn_query_engine_close(e2);
+}
+
+int main(void)
+{
+    if (!setup()) {
+        printf("setup failed\n0 passed, 1 failed\n");
+        return 1;
+    }
+    RUN(values_every_common_type);
+    RUN(struct_field_group_by);
+    RUN(default_database);
+    RUN(csv_format);
+    RUN(empty_table_has_typed_columns);
+    RUN(schema_widening_across_files);
+    RUN(partition_column_in_where);
+    RUN(bytes_scanned_counts_referenced_tables);
+    RUN(ctes_and_safe_forms);
+    RUN(describe_summarize_show_are_not_selects);
+    RUN(refused_before_anything_runs);
+    RUN(cte_scoping_is_not_a_loophole);
+    RUN(deep_nesting_is_refused_cleanly);
+    RUN(truncation_and_limits);
+    RUN(timeout_interrupts_the_query);
+    RUN(scalar_text_matches_duckdb);
+    RUN(type_names);
+    RUN(refresh_sees_new_files);
+    RUN(concurrent_queries_during_refresh);
+    RUN(malicious_catalog_type_is_refused);
+    RUN(reserved_database_names_get_no_view);
+    RUN(reopen_builds_every_view_and_skips_broken_ones);
+    teardown();
+    return test_main_end();
+}
