@@ -4,6 +4,8 @@
  * commas and the [] list suffix. */
 #include "schema.h"
 
+#include "common/duck.h"
+
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,20 +250,6 @@ int tarn_type_parse(const char *text, tarn_type **out, tarn_errbuf *eb)
     }
     *out = t;
     return TARN_OK;
-}
-
-int tarn_sql_ident(tarn_buf *out, const char *name)
-{
-    int rc = tarn_buf_append_char(out, '"');
-    for (const char *c = name; *c && !rc; c++) rc = *c == '"' ? tarn_buf_append(out, "\"\"", 2) : tarn_buf_append_char(out, *c);
-    return rc ? rc : tarn_buf_append_char(out, '"');
-}
-
-int tarn_sql_string(tarn_buf *out, const char *text)
-{
-    int rc = tarn_buf_append_char(out, '\'');
-    for (const char *c = text; *c && !rc; c++) rc = *c == '\'' ? tarn_buf_append(out, "''", 2) : tarn_buf_append_char(out, *c);
-    return rc ? rc : tarn_buf_append_char(out, '\'');
 }
 
 int tarn_type_format(const tarn_type *t, tarn_buf *out)

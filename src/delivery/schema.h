@@ -85,9 +85,4 @@ void tarn_columns_free(tarn_column *c, size_t n);
  * number of columns changed, or a negative error. */
 int tarn_columns_narrow_hugeint(tarn_column *cols, size_t n, tarn_errbuf *eb);
 
-/* Appends "name" as a double-quoted SQL identifier / 'text' as a quoted SQL
- * string literal, doubling embedded quotes. */
-int tarn_sql_ident(tarn_buf *out, const char *name);
-int tarn_sql_string(tarn_buf *out, const char *text);
-
 #endif

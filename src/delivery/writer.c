@@ -1,11 +1,11 @@
 /* writer.c - see writer.h. */
 #include "writer.h"
 
-#include <duckdb.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/duck.h"
 #include "delivery/schema.h"
 
 struct tarn_writer {
@@ -17,74 +17,30 @@ struct tarn_writer {
  * caller owns the result (duckdb_destroy_result), even on failure. */
 static int writer_exec(tarn_writer *w, const char *sql, duckdb_result *res, tarn_errbuf *eb)
 {
-    duckdb_result local;
-    duckdb_result *r = res ? res : &local;
-    int rc = TARN_OK;
-    if (duckdb_query(w->conn, sql, r) != DuckDBSuccess) {
-        const char *m = duckdb_result_error(r);
-        rc = tarn_errbuf_set(eb, TARN_EIO, "duckdb: %s", m ? m : "unknown error");
+    if (!res) return tarn_duck_exec(w->conn, sql, TARN_EIO, eb);
+    if (duckdb_query(w->conn, sql, res) != DuckDBSuccess) {
+        const char *m = duckdb_result_error(res);
+        return tarn_errbuf_set(eb, TARN_EIO, "duckdb: %s", m ? m : "unknown error");
     }
-    if (!res) duckdb_destroy_result(&local);
-    return rc;
+    return TARN_OK;
 }
 
 int tarn_writer_open(const char *staging_dir, const char *lake_dir, int threads, const char *memory_limit,
                      tarn_writer **out, tarn_errbuf *eb)
 {
     tarn_writer *w = calloc(1, sizeof *w);
-    duckdb_config cfg = NULL;
-    char *err = NULL;
-    tarn_buf sql;
-    tarn_buf_init(&sql, 1 << 16);
-    int rc = TARN_OK;
     if (!w) return TARN_ENOMEM;
-    if (duckdb_create_config(&cfg) != DuckDBSuccess) {
-        rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "duckdb: cannot create config");
-        goto fail;
-    }
-    duckdb_set_config(cfg, "autoinstall_known_extensions", "false");
-    duckdb_set_config(cfg, "autoload_known_extensions", "false");
-    duckdb_set_config(cfg, "allow_community_extensions", "false");
+    const char *dirs[] = {staging_dir, lake_dir};
     /* Insertion order is irrelevant for a batch (rows carry _seq); without it
      * DuckDB writes faster and with about half the peak memory. */
-    duckdb_set_config(cfg, "preserve_insertion_order", "false");
-    if (duckdb_open_ext(NULL, &w->db, cfg, &err) != DuckDBSuccess) {
-        rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "duckdb open: %s", err ? err : "?");
-        duckdb_free(err);
-        goto fail;
+    tarn_duck_opts o = {dirs, 2, threads, memory_limit, 0};
+    int rc = tarn_duck_open(&o, &w->db, &w->conn, eb);
+    if (rc) {
+        free(w);
+        return rc;
     }
-    if (duckdb_connect(w->db, &w->conn) != DuckDBSuccess) {
-        rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "duckdb connect failed");
-        goto fail;
-    }
-    tarn_buf_append_str(&sql, "SET allowed_directories=[");
-    tarn_sql_string(&sql, staging_dir);
-    tarn_buf_append_char(&sql, ',');
-    tarn_sql_string(&sql, lake_dir);
-    tarn_buf_append_str(&sql, "]");
-    if ((rc = writer_exec(w, sql.data, NULL, eb))) goto fail;
-    if (threads > 0) {
-        tarn_buf_reset(&sql);
-        tarn_buf_printf(&sql, "SET threads=%d", threads);
-        if ((rc = writer_exec(w, sql.data, NULL, eb))) goto fail;
-    }
-    if (memory_limit && memory_limit[0]) {
-        tarn_buf_reset(&sql);
-        tarn_buf_append_str(&sql, "SET memory_limit=");
-        tarn_sql_string(&sql, memory_limit);
-        if ((rc = writer_exec(w, sql.data, NULL, eb))) goto fail;
-    }
-    if ((rc = writer_exec(w, "SET enable_external_access=false", NULL, eb))) goto fail;
-    if ((rc = writer_exec(w, "SET lock_configuration=true", NULL, eb))) goto fail;
-    duckdb_destroy_config(&cfg);
-    tarn_buf_free(&sql);
     *out = w;
     return TARN_OK;
-fail:
-    if (cfg) duckdb_destroy_config(&cfg);
-    tarn_buf_free(&sql);
-    tarn_writer_close(w);
-    return rc;
 }
 
 void tarn_writer_close(tarn_writer *w)

@@ -60,9 +60,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/duck.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "query/sqlcheck.h" /* includes duckdb.h */
+#include "query/sqlcheck.h"
 
 #define LOG "query"
 
@@ -143,38 +144,6 @@ static int64_t query_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* "name" with embedded quotes doubled. */
-static int query_ident(tarn_buf *b, const char *name)
-{
-    int rc = tarn_buf_append_char(b, '"');
-    for (const char *p = name; !rc && *p; p++) {
-        rc = *p == '"' ? tarn_buf_append(b, "\"\"", 2) : tarn_buf_append_char(b, *p);
-    }
-    return rc ? rc : tarn_buf_append_char(b, '"');
-}
-
-/* 'text' with embedded quotes doubled. */
-static int query_string(tarn_buf *b, const char *text)
-{
-    int rc = tarn_buf_append_char(b, '\'');
-    for (const char *p = text; !rc && *p; p++) {
-        rc = *p == '\'' ? tarn_buf_append(b, "''", 2) : tarn_buf_append_char(b, *p);
-    }
-    return rc ? rc : tarn_buf_append_char(b, '\'');
-}
-
-static int query_exec(duckdb_connection conn, const char *sql, tarn_errbuf *eb)
-{
-    duckdb_result res;
-    int rc = TARN_OK;
-    if (duckdb_query(conn, sql, &res) != DuckDBSuccess) {
-        const char *m = duckdb_result_error(&res);
-        rc = tarn_errbuf_set(eb, TARN_ESQL, "%s", m ? m : "DuckDB error");
-    }
-    duckdb_destroy_result(&res);
-    return rc;
 }
 
 static char *query_strdup(const char *s)
@@ -291,7 +260,7 @@ static int query_describe_file(tarn_query_engine *e, const char *abs_path, query
     tarn_buf sql;
     tarn_buf_init(&sql, 1 << 20);
     int rc = tarn_buf_append_str(&sql, "DESCRIBE SELECT * FROM read_parquet(");
-    if (!rc) rc = query_string(&sql, abs_path);
+    if (!rc) rc = tarn_sql_string(&sql, abs_path);
     if (!rc) rc = tarn_buf_append_str(&sql, ", hive_partitioning=false)");
     if (rc) {
         tarn_buf_free(&sql);
@@ -493,15 +462,15 @@ static int query_column_expr(tarn_buf *sql, const tarn_column *col, const query_
         rc = tarn_buf_printf(sql, "CAST(NULL AS %s)", col->type);
     } else if (tarn_sqlcheck_ident_eq(col->type, "VARCHAR") && query_type_is_nested(file_type)) {
         rc = tarn_buf_append_str(sql, "CAST(to_json(");
-        if (!rc) rc = query_ident(sql, file_name);
+        if (!rc) rc = tarn_sql_ident(sql, file_name);
         if (!rc) rc = tarn_buf_append_str(sql, ") AS VARCHAR)");
     } else {
         rc = tarn_buf_append_str(sql, "CAST(");
-        if (!rc) rc = query_ident(sql, file_name);
+        if (!rc) rc = tarn_sql_ident(sql, file_name);
         if (!rc) rc = tarn_buf_printf(sql, " AS %s)", col->type);
     }
     if (!rc) rc = tarn_buf_append_str(sql, " AS ");
-    if (!rc) rc = query_ident(sql, col->name);
+    if (!rc) rc = tarn_sql_ident(sql, col->name);
     return rc;
 }
 
@@ -564,7 +533,7 @@ static int query_view_sql(tarn_query_engine *e, const tarn_table_info *t, tarn_b
         rc = tarn_buf_append_str(sql, "SELECT ");
         for (size_t i = 0; i < t->ncolumns && !rc; i++) {
             rc = tarn_buf_printf(sql, "%sCAST(NULL AS %s) AS ", i ? ", " : "", t->columns[i].type);
-            if (!rc) rc = query_ident(sql, t->columns[i].name);
+            if (!rc) rc = tarn_sql_ident(sql, t->columns[i].name);
         }
         if (!rc) rc = tarn_buf_append_str(sql, " WHERE false");
         goto done;
@@ -596,14 +565,14 @@ static int query_view_sql(tarn_query_engine *e, const tarn_table_info *t, tarn_b
         }
         for (size_t k = 0; k < nkeys && !rc; k++) {
             rc = tarn_buf_append_str(sql, query_keys_have(br[b].keys, keys[k]) ? ", " : ", NULL AS ");
-            if (!rc) rc = query_ident(sql, keys[k]);
+            if (!rc) rc = tarn_sql_ident(sql, keys[k]);
         }
         if (!rc) rc = tarn_buf_append_str(sql, " FROM read_parquet([");
         for (size_t f = 0; f < br[b].nfiles && !rc; f++) {
             tarn_buf_reset(&path);
             rc = tarn_buf_printf(&path, "%s/%s", e->lake_dir, files[br[b].files[f]].path);
             if (!rc && f) rc = tarn_buf_append_char(sql, ',');
-            if (!rc) rc = query_string(sql, path.data);
+            if (!rc) rc = tarn_sql_string(sql, path.data);
         }
         if (!rc) rc = tarn_buf_append_str(sql, "], hive_partitioning=true, union_by_name=true)");
     }
@@ -642,9 +611,9 @@ static int query_build_view(tarn_query_engine *e, const tarn_table_info *t, tarn
     int64_t bytes = 0, *versions = NULL;
     size_t nversions = 0;
     int rc = tarn_buf_append_str(&sql, "CREATE SCHEMA IF NOT EXISTS ");
-    if (!rc) rc = query_ident(&sql, t->db);
+    if (!rc) rc = tarn_sql_ident(&sql, t->db);
     if (rc) goto done;
-    if ((rc = query_exec(e->ddl, sql.data, eb))) goto done;
+    if ((rc = tarn_duck_exec(e->ddl, sql.data, TARN_ESQL, eb))) goto done;
     pthread_mutex_lock(&e->reg_lock);
     rc = query_add_db(e, t->db);
     pthread_mutex_unlock(&e->reg_lock);
@@ -654,10 +623,10 @@ static int query_build_view(tarn_query_engine *e, const tarn_table_info *t, tarn
     if (t->ncolumns == 0) {
         /* Nothing published yet: no view (the table is "not found"). */
         rc = tarn_buf_append_str(&sql, "DROP VIEW IF EXISTS ");
-        if (!rc) rc = query_ident(&sql, t->db);
+        if (!rc) rc = tarn_sql_ident(&sql, t->db);
         if (!rc) rc = tarn_buf_append_char(&sql, '.');
-        if (!rc) rc = query_ident(&sql, t->name);
-        if (!rc) rc = query_exec(e->ddl, sql.data, eb);
+        if (!rc) rc = tarn_sql_ident(&sql, t->name);
+        if (!rc) rc = tarn_duck_exec(e->ddl, sql.data, TARN_ESQL, eb);
         pthread_mutex_lock(&e->reg_lock);
         query_table *qt = query_table_entry(e, t->db, t->name);
         if (qt) qt->has_view = 0;
@@ -676,13 +645,13 @@ static int query_build_view(tarn_query_engine *e, const tarn_table_info *t, tarn
     if (rc) goto done;
 
     rc = tarn_buf_append_str(&sql, "CREATE OR REPLACE VIEW ");
-    if (!rc) rc = query_ident(&sql, t->db);
+    if (!rc) rc = tarn_sql_ident(&sql, t->db);
     if (!rc) rc = tarn_buf_append_char(&sql, '.');
-    if (!rc) rc = query_ident(&sql, t->name);
+    if (!rc) rc = tarn_sql_ident(&sql, t->name);
     if (!rc) rc = tarn_buf_append_str(&sql, " AS ");
     if (rc) goto done;
     if ((rc = query_view_sql(e, t, &sql, &bytes, &versions, &nversions, eb))) goto done;
-    if ((rc = query_exec(e->ddl, sql.data, eb))) goto done;
+    if ((rc = tarn_duck_exec(e->ddl, sql.data, TARN_ESQL, eb))) goto done;
 
     pthread_mutex_lock(&e->reg_lock);
     query_table *qt = query_table_entry(e, t->db, t->name);
@@ -836,59 +805,10 @@ int tarn_query_engine_open(const tarn_query_opts *opts, tarn_catalog *cat, tarn_
     size_t ll = strlen(e->lake_dir);
     while (ll > 1 && e->lake_dir[ll - 1] == '/') e->lake_dir[--ll] = '\0';
 
-    duckdb_config cfg = NULL;
-    char *err = NULL;
-    if (duckdb_create_config(&cfg) != DuckDBSuccess) {
-        rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "duckdb: cannot create a config");
-        goto fail;
-    }
-    /* Extensions: nothing may be downloaded or loaded behind our back. */
-    duckdb_set_config(cfg, "autoinstall_known_extensions", "false");
-    duckdb_set_config(cfg, "autoload_known_extensions", "false");
-    duckdb_set_config(cfg, "allow_community_extensions", "false");
-    if (duckdb_open_ext(NULL, &e->db, cfg, &err) != DuckDBSuccess) {
-        rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "duckdb open: %s", err ? err : "failed");
-        duckdb_free(err);
-        duckdb_destroy_config(&cfg);
-        e->db = NULL;
-        goto fail;
-    }
-    duckdb_destroy_config(&cfg);
-    if (duckdb_connect(e->db, &e->ddl) != DuckDBSuccess) {
-        rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "duckdb connect failed");
-        e->ddl = NULL;
-        goto fail;
-    }
-
-    /* Hardening, in the order DuckDB accepts it (allowed_directories cannot
-     * be given at open; everything must precede lock_configuration). */
-    tarn_buf sql;
-    tarn_buf_init(&sql, 1 << 16);
-    rc = tarn_buf_append_str(&sql, "SET allowed_directories=[");
-    if (!rc) rc = query_string(&sql, e->lake_dir);
-    if (!rc) rc = tarn_buf_append_str(&sql, "]");
-    if (!rc) rc = query_exec(e->ddl, sql.data, eb);
-    if (!rc) rc = query_exec(e->ddl, "SET enable_external_access=false", eb);
-    /* Timestamps WITH TIME ZONE render in UTC whatever the host's zone. */
-    if (!rc) rc = query_exec(e->ddl, "SET TimeZone='UTC'", eb);
-    /* Every query re-binds its views, which reads each file's footer: keep
-     * the footers cached (files are immutable once published). */
-    if (!rc) rc = query_exec(e->ddl, "SET parquet_metadata_cache=true", eb);
-    if (!rc && opts->threads > 0) {
-        tarn_buf_reset(&sql);
-        rc = tarn_buf_printf(&sql, "SET threads=%d", opts->threads);
-        if (!rc) rc = query_exec(e->ddl, sql.data, eb);
-    }
-    if (!rc && opts->memory_limit && *opts->memory_limit) {
-        tarn_buf_reset(&sql);
-        rc = tarn_buf_append_str(&sql, "SET memory_limit=");
-        if (!rc) rc = query_string(&sql, opts->memory_limit);
-        if (!rc) rc = query_exec(e->ddl, sql.data, eb);
-    }
-    if (!rc) rc = query_exec(e->ddl, "SET lock_configuration=true", eb);
-    tarn_buf_free(&sql);
-    if (rc) {
-        tarn_log_error(LOG, "hardening DuckDB failed: %s", eb ? eb->msg : "?");
+    const char *dirs[] = {e->lake_dir};
+    tarn_duck_opts dopts = {dirs, 1, opts->threads, opts->memory_limit, 1};
+    if ((rc = tarn_duck_open(&dopts, &e->db, &e->ddl, eb))) {
+        tarn_log_error(LOG, "opening hardened DuckDB failed: %s", eb ? eb->msg : "?");
         goto fail;
     }
 
@@ -1102,7 +1022,7 @@ static int query_type_text(const tarn_query_engine *e, const query_col *c, tarn_
         for (uint32_t i = 0; i < c->enum_size && !rc; i++) {
             char *v = duckdb_enum_dictionary_value(c->lt, i);
             if (i) rc = tarn_buf_append_str(b, ", ");
-            if (!rc) rc = query_string(b, v ? v : "");
+            if (!rc) rc = tarn_sql_string(b, v ? v : "");
             duckdb_free(v);
         }
         return rc ? rc : tarn_buf_append_char(b, ')');
@@ -1128,7 +1048,7 @@ static int query_type_text(const tarn_query_engine *e, const query_col *c, tarn_
         for (size_t i = 0; i < c->nchildren && !rc; i++) {
             const char *n = c->children[i].name ? c->children[i].name : "";
             if (i) rc = tarn_buf_append_str(b, ", ");
-            if (!rc) rc = query_name_plain(e, n) ? tarn_buf_append_str(b, n) : query_ident(b, n);
+            if (!rc) rc = query_name_plain(e, n) ? tarn_buf_append_str(b, n) : tarn_sql_ident(b, n);
             if (!rc) rc = tarn_buf_append_char(b, ' ');
             if (!rc) rc = query_type_text(e, &c->children[i], b);
         }
@@ -1844,8 +1764,8 @@ int tarn_query_run(tarn_query_engine *e, const char *sql, const char *default_db
         tarn_buf use;
         tarn_buf_init(&use, 1024);
         rc = tarn_buf_append_str(&use, "USE ");
-        if (!rc) rc = query_ident(&use, default_db);
-        if (!rc) rc = query_exec(conn, use.data, eb);
+        if (!rc) rc = tarn_sql_ident(&use, default_db);
+        if (!rc) rc = tarn_duck_exec(conn, use.data, TARN_ESQL, eb);
         tarn_buf_free(&use);
         if (rc) goto done;
     }

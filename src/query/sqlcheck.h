@@ -18,12 +18,7 @@
 
 #include <stddef.h>
 
-/* duckdb.h declares a few functions as `f()`; keep -Wstrict-prototypes
- * meaningful for our own code. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wstrict-prototypes"
-#include <duckdb.h>
-#pragma GCC diagnostic pop
+#include "common/duck.h"
 
 #include "common/err.h"
 
