@@ -1604,7 +1604,8 @@ static int query_timeout_error(tarn_query_engine *e, tarn_errbuf *eb)
 
 /* Streams the result into out. */
 static int query_encode(tarn_query_engine *e, duckdb_result *res, query_watch *w, enum tarn_query_format fmt,
-                        int64_t bytes_scanned, int64_t t0, tarn_buf *out, size_t start, tarn_errbuf *eb)
+                        int64_t bytes_scanned, int64_t t0, tarn_buf *out, size_t start, tarn_query_stats *stats,
+                        tarn_errbuf *eb)
 {
     idx_t ncols = duckdb_column_count(res);
     query_col *cols = calloc(ncols ? ncols : 1, sizeof *cols);
@@ -1705,11 +1706,18 @@ static int query_encode(tarn_query_engine *e, duckdb_result *res, query_watch *w
         const char *m = duckdb_result_error(res);
         if (m) rc = atomic_load(&w->fired) ? query_timeout_error(e, eb) : tarn_errbuf_set(eb, TARN_ESQL, "%s", m);
     }
+    int64_t elapsed = query_now_ms() - t0;
     if (!rc && fmt == TARN_QUERY_JSON) {
         rc = tarn_buf_printf(out, "],\"row_count\":%lld,\"truncated\":%s,\"bytes_scanned\":%lld,\"elapsed_ms\":%lld}",
                              (long long)rows, truncated ? "true" : "false", (long long)bytes_scanned,
-                             (long long)(query_now_ms() - t0));
+                             (long long)elapsed);
         if (rc) rc = tarn_errbuf_set(eb, rc, "result too large");
+    }
+    if (!rc && stats) {
+        stats->row_count = rows;
+        stats->truncated = truncated;
+        stats->bytes_scanned = bytes_scanned;
+        stats->elapsed_ms = elapsed;
     }
 
 done:
@@ -1722,7 +1730,7 @@ done:
 }
 
 int tarn_query_run(tarn_query_engine *e, const char *sql, const char *default_db, enum tarn_query_format fmt,
-                   tarn_buf *out, tarn_errbuf *eb)
+                   tarn_buf *out, tarn_query_stats *stats, tarn_errbuf *eb)
 {
     int64_t t0 = query_now_ms();
     size_t start = out->len;
@@ -1786,7 +1794,7 @@ int tarn_query_run(tarn_query_engine *e, const char *sql, const char *default_db
         rc = atomic_load(&w.fired) ? query_timeout_error(e, eb) : tarn_errbuf_set(eb, TARN_ESQL, "%s", m ? m : "failed");
         goto done;
     }
-    rc = query_encode(e, &res, &w, fmt, refs.bytes, t0, out, start, eb);
+    rc = query_encode(e, &res, &w, fmt, refs.bytes, t0, out, start, stats, eb);
 
 done:
     if (have_res) duckdb_destroy_result(&res);

@@ -49,12 +49,21 @@ void tarn_query_engine_close(tarn_query_engine *e);
  * with its catalog columns and no rows, or none if it has no columns. */
 int tarn_query_refresh_table(tarn_query_engine *e, const char *db, const char *table, tarn_errbuf *eb);
 
+/* What a successful run measured (also in the JSON reply). */
+typedef struct tarn_query_stats {
+    int64_t row_count;
+    int truncated;         /* the row cap cut the result */
+    int64_t bytes_scanned; /* upper bound: the Parquet bytes of the tables referenced */
+    int64_t elapsed_ms;
+} tarn_query_stats;
+
 /* Runs one SELECT. default_db (may be NULL) resolves unqualified table
  * names. Appends the encoded result to out. Errors: TARN_EDENIED (not a
  * single SELECT, a table function, a file path), TARN_ENOTFOUND (unknown
  * table), TARN_ESQL (DuckDB's parse / bind / run error, message in eb),
- * TARN_ETIMEOUT, TARN_ETOOBIG (SQL text or result too large). */
+ * TARN_ETIMEOUT, TARN_ETOOBIG (SQL text or result too large). stats may be
+ * NULL; it is filled on success. */
 int tarn_query_run(tarn_query_engine *e, const char *sql, const char *default_db, enum tarn_query_format fmt,
-                   tarn_buf *out, tarn_errbuf *eb);
+                   tarn_buf *out, tarn_query_stats *stats, tarn_errbuf *eb);
 
 #endif

@@ -1,6 +1,7 @@
 /* api.c - the JSON endpoints other than ingest: catalog listings, flush,
  * query and status. */
 #include <jansson.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -64,6 +65,27 @@ enum MHD_Result api_flush(tarn_server *s, struct MHD_Connection *conn, const cha
     return api_reply_buf(conn, rc, &b, &eb);
 }
 
+/* The result, with its figures also as headers: CSV has nowhere else to
+ * say that it was truncated. */
+static enum MHD_Result api_reply_query(struct MHD_Connection *conn, int csv, tarn_buf *body, const tarn_query_stats *st)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(body->len, body->data ? body->data : (void *)"", MHD_RESPMEM_MUST_COPY);
+    if (!resp) return MHD_NO;
+    char v[32];
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, csv ? "text/csv; charset=utf-8" : "application/json");
+    snprintf(v, sizeof v, "%lld", (long long)st->row_count);
+    MHD_add_response_header(resp, "X-Tarn-Row-Count", v);
+    MHD_add_response_header(resp, "X-Tarn-Truncated", st->truncated ? "true" : "false");
+    snprintf(v, sizeof v, "%lld", (long long)st->bytes_scanned);
+    MHD_add_response_header(resp, "X-Tarn-Bytes-Scanned", v);
+    snprintf(v, sizeof v, "%lld", (long long)st->elapsed_ms);
+    MHD_add_response_header(resp, "X-Tarn-Elapsed-Ms", v);
+    enum MHD_Result r = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
 enum MHD_Result api_query(tarn_server *s, struct MHD_Connection *conn, http_request *req)
 {
     tarn_errbuf eb = {{0}};
@@ -90,11 +112,13 @@ enum MHD_Result api_query(tarn_server *s, struct MHD_Connection *conn, http_requ
     int csv = accept && strcasestr(accept, "text/csv") != NULL;
     tarn_buf out;
     tarn_buf_init(&out, 0); /* the engine enforces its own result limit */
-    int rc = tarn_query_run(s->qe, json_string_value(sql), dbname, csv ? TARN_QUERY_CSV : TARN_QUERY_JSON, &out, &eb);
+    tarn_query_stats st;
+    int rc = tarn_query_run(s->qe, json_string_value(sql), dbname, csv ? TARN_QUERY_CSV : TARN_QUERY_JSON, &out, &st,
+                            &eb);
     /* An unknown table is a fault of the query, not a missing endpoint. */
     if (rc == TARN_ENOTFOUND) r = http_reply_error_status(conn, MHD_HTTP_BAD_REQUEST, rc, eb.msg);
     else if (rc) r = http_reply_error(conn, rc, eb.msg);
-    else r = http_reply(conn, MHD_HTTP_OK, csv ? "text/csv; charset=utf-8" : "application/json", &out);
+    else r = api_reply_query(conn, csv, &out, &st);
     tarn_buf_free(&out);
 done:
     json_decref(root);

@@ -244,6 +244,11 @@ def test_csv_as_athena_writes_it():
         # -3.0 may legitimately print as -3 (DOUBLE formatting is the engine's)
         alt = want.replace(b'"-3.0"', b'"-3"')
         check(r.body == alt, "CSV body:\nexpected %r\ngot      %r" % (want, r.body))
+    # CSV has no room for the figures: they come as headers.
+    eq(r.header("x-tarn-row-count"), "3", "X-Tarn-Row-Count")
+    eq(r.header("x-tarn-truncated"), "false", "X-Tarn-Truncated")
+    check(int(r.header("x-tarn-bytes-scanned") or "0") > 0, "X-Tarn-Bytes-Scanned %r" % r.header("x-tarn-bytes-scanned"))
+    check(r.header("x-tarn-elapsed-ms", "").isdigit(), "X-Tarn-Elapsed-Ms %r" % r.header("x-tarn-elapsed-ms"))
 
 
 def test_csv_empty_result_has_header():

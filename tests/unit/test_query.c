@@ -180,7 +180,7 @@ static int run(tarn_query_engine *e, const char *sql, const char *db, enum tarn_
 {
     tarn_buf b;
     tarn_buf_init(&b, 0);
-    int rc = tarn_query_run(e, sql, db, fmt, &b, eb);
+    int rc = tarn_query_run(e, sql, db, fmt, &b, NULL, eb);
     if (rc) CHECK_EQ_INT(b.len, 0); /* nothing appended on failure */
     *out = tarn_buf_steal(&b);
     return rc;
@@ -521,6 +521,17 @@ TEST(truncation_and_limits)
     free(rows);
     json_decref(root);
     free(out);
+    /* The stats say the same, for CSV too (the HTTP layer sends them as headers). */
+    tarn_buf csv;
+    tarn_buf_init(&csv, 0);
+    tarn_query_stats st;
+    memset(&st, 0, sizeof st);
+    CHECK_EQ_INT(tarn_query_run(qe_tight, "SELECT id FROM db.users ORDER BY id", NULL, TARN_QUERY_CSV, &csv, &st, &eb), 0);
+    CHECK_EQ_STR(csv.data, "\"id\"\n\"1\"\n\"2\"\n");
+    CHECK_EQ_INT(st.row_count, 2);
+    CHECK_EQ_INT(st.truncated, 1);
+    CHECK(st.bytes_scanned > 0);
+    tarn_buf_free(&csv);
     /* Exactly max_rows rows is not truncated. */
     rc = run(qe_tight, "SELECT id FROM db.users ORDER BY id LIMIT 2", NULL, TARN_QUERY_JSON, &out, &eb);
     CHECK(rc == 0 && strstr(out, "\"truncated\":false"));
@@ -667,7 +678,7 @@ static void *conc_query(void *arg)
         tarn_buf b;
         tarn_buf_init(&b, 0);
         tarn_errbuf eb = {{0}};
-        int rc = tarn_query_run(qe, "SELECT count(*), sum(k) FROM db.grow", NULL, TARN_QUERY_JSON, &b, &eb);
+        int rc = tarn_query_run(qe, "SELECT count(*), sum(k) FROM db.grow", NULL, TARN_QUERY_JSON, &b, NULL, &eb);
         json_t *root = rc ? NULL : json_loads(b.data, 0, NULL);
         json_t *row = json_array_get(json_object_get(root, "rows"), 0);
         long n = (long)json_integer_value(json_array_get(row, 0));
