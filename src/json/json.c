@@ -2,11 +2,18 @@
  *
  * Why by hand: every ingested byte passes through here, and ingest needs what
  * tree-building libraries do not give: the record index and byte offset of
- * the first error, a nesting limit that holds on hostile input, and the exact
- * byte range of each record so the log can store records as they were sent.
- * Nothing is allocated per value; the only allocations are the span array and,
- * for records nested more than 255 levels deep (when the limit allows it), the
- * container stack.
+ * the first error, a nesting limit that holds on hostile input, the exact
+ * byte range of each record so the log can store records as they were sent,
+ * and key names DuckDB can load: not empty, and unique in their object
+ * ignoring ASCII case (see "duplicate keys" below for how that stays fast).
+ * Nothing is allocated per value; the only allocations are the span array,
+ * the container stack for records nested more than 255 levels deep (when the
+ * limit allows it), and for key checks: the key arrays once more than 128 keys
+ * of a record's open objects are held at once, the object stack past 64 open
+ * objects, hash tables for objects with more than 64 keys, and room to
+ * unescape keys with escapes. All of it is bounded by the record size limit
+ * (keys further into a record than that are not tracked once they would need
+ * more memory) and freed before returning.
  *
  * Grammar (RFC 8259, no extensions):
  *
@@ -31,26 +38,30 @@
  * Error positions. offset is the byte that makes the body invalid: the first
  * byte that cannot continue the grammar, the lead byte of a bad UTF-8
  * sequence, the '\' of a bad escape (the bad digit for a bad hex digit), the
- * '{' or '[' that opens one level too many, the '"' of a reserved key, the
- * '{' of a record that is too large or one too many, and len (or the '\n' that
- * ends an NDJSON line) for a truncated body. index is the record the error is
- * in; errors between records (a missing ',', data after the last record)
- * belong to the record just before them, errors where a record should start
- * to the record that would start there.
+ * '{' or '[' that opens one level too many, the '"' of an empty or reserved
+ * key or of the second of two equal keys, the '{' of a record that is too
+ * large or one too many, and len (or the '\n' that ends an NDJSON line) for a
+ * truncated body. index is the record the error is in; errors between
+ * records (a missing ',', data after the last record) belong to the record
+ * just before them, errors where a record should start to the record that
+ * would start there.
  *
  * The parser is an explicit state machine over one loop, never recursion: the
- * only per-level state is one bit (object or array), so depth costs a bit
- * of stack memory, not a C stack frame, and a body of ten million '[' stops at
- * the first level over the limit.
+ * only per-level state is one bit (object or array), plus for each open object
+ * where its keys start, so depth costs a little memory, not a C stack frame,
+ * and a body of ten million '[' stops at the first level over the limit.
  */
 #include "json.h"
 
 #include <assert.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/util.h"
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -61,6 +72,19 @@
 #define JSON_DEFAULT_MAX_RECORDS 10000
 /* Container levels tracked without allocating: one bit each. */
 #define JSON_STACK_WORDS 4
+/* Keys an object may hold before lookups in it go through a hash table
+ * instead of a Bloom mask and, when that hits, a scan of its keys. */
+#define JSON_KEYS_LINEAR 64
+/* Keys of open objects, and open objects, tracked without allocating. */
+#define JSON_KEYS_LOCAL 128
+#define JSON_OBJS_LOCAL 64
+/* Slots of an object's first hash table (> 2 * JSON_KEYS_LINEAR); it stays
+ * at most half full. */
+#define JSON_TAB_MIN 256
+/* Words of the Bloom mask. */
+#define JSON_BLOOM_WORDS 4
+/* Bytes of a key shown in an error message (more are elided with "..."). */
+#define JSON_KEY_SHOW 48
 
 #if defined(__GNUC__)
 #define JSON_COLD __attribute__((cold, noinline))
@@ -74,11 +98,19 @@
 
 typedef unsigned char uchar;
 
+/* An enclosing object's key state, saved while a nested object is open. */
+typedef struct json_objstate {
+    size_t kstart, ktab;
+    uint64_t kbloom[JSON_BLOOM_WORDS];
+} json_objstate;
+
 typedef struct json_parser {
     const uchar *base;     /* body start: offsets are relative to it */
     const uchar *end;      /* end of what the current record may use (its line in NDJSON) */
     const uchar *body_end; /* end of the body, to tell end of input from end of line */
     size_t max_depth;
+    size_t max_record;     /* keys are tracked up to this many bytes into a record */
+    const uchar *rec;      /* the current record's '{' */
     size_t depth_fast;     /* min(max_depth, levels the stack holds): one compare per '{' or '[' */
     uint64_t *stack;       /* bit d set: level d is an object, clear: an array */
     size_t stack_words;
@@ -87,6 +119,31 @@ typedef struct json_parser {
     size_t index;          /* record that errors are charged to */
     tarn_json_error *err;
     int rc;
+
+    /* Keys of the open objects of the record, outermost object first: a
+     * stack, since objects nest. kfp[i] is the fingerprint (low 32 bits of
+     * the key hash) of the key whose bytes start at kref[i], after its '"'. */
+    uint32_t *kfp;
+    const uchar **kref;
+    size_t kn, kcap;
+    size_t kstart;         /* the innermost open object's keys are [kstart, kn) */
+    size_t klimit;         /* min(kcap, kstart + JSON_KEYS_LINEAR): below it, no checks but the mask */
+    uint64_t kbloom[JSON_BLOOM_WORDS]; /* a bit (hash >> 56) for each, while it has at most JSON_KEYS_LINEAR */
+    size_t ktab;           /* arena offset of its table, once it has more */
+    json_objstate *objs;   /* the enclosing open objects' key state */
+    size_t nobjs, objcap;
+    /* Hash tables of the open objects with more than JSON_KEYS_LINEAR keys,
+     * innermost last, as objects nest: one slot before each holds its mask,
+     * then a power of two of slots, at most half full, for open addressing
+     * with linear probing: fingerprint << 32 | key index + 1, 0 = empty. */
+    uint64_t *arena;
+    size_t atop, acap;
+    uchar *scratch;        /* unescaped keys */
+    size_t scratch_cap;
+    uint64_t seed[2];      /* of the key hash */
+    uint32_t *kfp_local;   /* the first kfp, kref and objs, not allocated */
+    const uchar **kref_local;
+    json_objstate *objs_local;
 } json_parser;
 
 /* ---- errors: all cold, so the scanning loops stay small ---- */
@@ -409,6 +466,501 @@ static int json_check_key(json_parser *ps, const uchar *quote, const uchar *afte
     return json_fail(ps, TARN_EINVAL, quote, "key \"%.*s\" is reserved", (int)n, name);
 }
 
+/* ---- duplicate keys ----
+ *
+ * DuckDB matches column and STRUCT field names ignoring case, so two keys of
+ * one object that differ only in ASCII case (or not at all) would be one
+ * column, which its JSON reader refuses. Each key is hashed as it is read,
+ * case-folded and unescaped: most keys are short plain ASCII, which the
+ * parser finds, folds and hashes from one 16-byte load (json_hash_vec), so
+ * they cost about what scanning them as strings did; others are hashed from
+ * the body, or unescaped first. The keys of the open objects of a record are
+ * a stack (fingerprint and position). A new key is checked against its
+ * object's earlier keys by a 256-bit Bloom mask, and when that hits, a scan
+ * of their fingerprints, while the object has at most JSON_KEYS_LINEAR keys;
+ * then through a hash table of its own, on a stack of tables (objects nest),
+ * so a 100,000-key object costs O(n). Equal fingerprints are confirmed by
+ * comparing the keys themselves. The hash is seeded once per process from a
+ * random source, so a body cannot be crafted to make its keys collide. */
+
+static uint64_t json_seed(void)
+{
+    static _Atomic uint64_t seed;
+    uint64_t s = atomic_load_explicit(&seed, memory_order_relaxed);
+    if (JSON_UNLIKELY(!s)) {
+        /* Two threads may race here; each call uses the seed it loaded. */
+        if (tarn_random_bytes(&s, sizeof s) != 0) s = (uint64_t)(uintptr_t)&seed ^ UINT64_C(0x9e3779b97f4a7c15);
+        s |= 1;
+        atomic_store_explicit(&seed, s, memory_order_relaxed);
+    }
+    return s;
+}
+
+#if defined(__SIZEOF_INT128__)
+__extension__ typedef unsigned __int128 json_u128;
+
+/* 64x64 -> 128-bit multiply, halves folded together. */
+static inline uint64_t json_mum(uint64_t a, uint64_t b)
+{
+    json_u128 r = (json_u128)a * b;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+#else
+static inline uint64_t json_mum(uint64_t a, uint64_t b)
+{
+    uint64_t ha = a >> 32, hb = b >> 32, la = (uint32_t)a, lb = (uint32_t)b;
+    uint64_t hh = ha * hb, hl = ha * lb, lh = la * hb, ll = la * lb;
+    uint64_t mid = (ll >> 32) + (uint32_t)hl + (uint32_t)lh;
+    uint64_t lo = (mid << 32) | (uint32_t)ll;
+    uint64_t hi = hh + (hl >> 32) + (lh >> 32) + (mid >> 32);
+    return lo ^ hi;
+}
+#endif
+
+static inline uint64_t json_load8(const uchar *p)
+{
+    uint64_t x;
+    memcpy(&x, p, 8);
+    return x;
+}
+
+/* Mask keeping the first k (1..8) bytes of a word loaded by json_load8. */
+static inline uint64_t json_first_bytes(size_t k)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return ~UINT64_C(0) << (64 - 8 * k);
+#else
+    return ~UINT64_C(0) >> (64 - 8 * k);
+#endif
+}
+
+/* Sets bit 0x20 in the bytes 'A'..'Z' of x, and changes no other byte. */
+static inline uint64_t json_fold8(uint64_t x)
+{
+    const uint64_t ones = UINT64_C(0x0101010101010101), high = UINT64_C(0x8080808080808080);
+    uint64_t low7 = x & ~high; /* no carries between bytes below */
+    uint64_t ge_a = low7 + ones * (0x80 - 'A'), gt_z = low7 + ones * (0x80 - 'Z' - 1);
+    return x | ((ge_a & ~gt_z & ~x & high) >> 2);
+}
+
+/* Non-zero if a byte of x is '\'. */
+static inline uint64_t json_has_backslash8(uint64_t x)
+{
+    const uint64_t ones = UINT64_C(0x0101010101010101), high = UINT64_C(0x8080808080808080);
+    uint64_t y = x ^ (ones * '\\');
+    return (y - ones) & ~y & high;
+}
+
+/* The hash of a key of n <= 16 bytes: a holds its first 8 bytes, b the
+ * next 8, both case-folded and padded with zeros. */
+static inline uint64_t json_hash_words(const json_parser *ps, uint64_t a, uint64_t b, size_t n)
+{
+    return json_mum(a ^ ps->seed[0], b ^ ps->seed[1] ^ n);
+}
+
+/* Hash of the case-folded n bytes at s (1 <= n <= 16, and 16 bytes
+ * readable at s); *bs is non-zero if one of them is '\'. */
+static inline uint64_t json_hash16(const json_parser *ps, const uchar *s, size_t n, uint64_t *bs)
+{
+    uint64_t a = json_load8(s) & json_first_bytes(n < 8 ? n : 8);
+    uint64_t b = json_load8(s + 8) & (n > 8 ? json_first_bytes(n - 8) : 0);
+    *bs = json_has_backslash8(a) | json_has_backslash8(b);
+    return json_hash_words(ps, json_fold8(a), json_fold8(b), n);
+}
+
+#if defined(__SSE2__)
+/* The same for the n < 16 bytes at the start of x, all of them ASCII other
+ * than '"', '\' and controls. */
+static inline uint64_t json_hash_vec(const json_parser *ps, __m128i x, size_t n)
+{
+    /* 16 bytes from 16 - n: n of 0xff, then zeros. */
+    static const uint8_t window[32] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                       0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    x = _mm_and_si128(x, _mm_loadu_si128((const __m128i *)(const void *)(window + 16 - n)));
+    __m128i upper = _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8('A' - 1)), _mm_cmplt_epi8(x, _mm_set1_epi8('Z' + 1)));
+    x = _mm_or_si128(x, _mm_and_si128(upper, _mm_set1_epi8(0x20)));
+    uint64_t w[2];
+    _mm_storeu_si128((__m128i *)(void *)w, x);
+    return json_hash_words(ps, w[0], w[1], n);
+}
+#endif
+
+/* The same for any n >= 1 and only n bytes readable at s. */
+static uint64_t json_hash_any(const json_parser *ps, const uchar *s, size_t n, uint64_t *bs)
+{
+    if (n <= 16) {
+        uchar t[16] = {0};
+        memcpy(t, s, n);
+        return json_hash16(ps, t, n, bs);
+    }
+    uint64_t h = ps->seed[0] ^ n, acc = 0;
+    for (size_t i = 0; n - i > 16; i += 16) {
+        uint64_t a = json_load8(s + i), b = json_load8(s + i + 8);
+        acc |= json_has_backslash8(a) | json_has_backslash8(b);
+        h = json_mum(json_fold8(a) ^ ps->seed[1], json_fold8(b) ^ h);
+    }
+    uint64_t a = json_load8(s + n - 16), b = json_load8(s + n - 8);
+    *bs = acc | json_has_backslash8(a) | json_has_backslash8(b);
+    return json_mum(json_fold8(a) ^ ps->seed[1], json_fold8(b) ^ h);
+}
+
+/* The four hex digits at p, already validated. */
+static unsigned json_hex4_valid(const uchar *p)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) v = v << 4 | (unsigned)json_hex(p[i]);
+    return v;
+}
+
+/* Unescapes the validated string bytes s (n) into out, which needs n bytes:
+ * no escape is shorter than what it stands for. Returns the length. */
+static size_t json_unescape(const uchar *s, size_t n, uchar *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n;) {
+        if (s[i] != '\\') {
+            out[k++] = s[i++];
+            continue;
+        }
+        unsigned c = s[i + 1];
+        i += 2;
+        switch (c) {
+        case 'b': out[k++] = '\b'; continue;
+        case 'f': out[k++] = '\f'; continue;
+        case 'n': out[k++] = '\n'; continue;
+        case 'r': out[k++] = '\r'; continue;
+        case 't': out[k++] = '\t'; continue;
+        case 'u': break;
+        default: out[k++] = (uchar)c; continue; /* '"', '\', '/' */
+        }
+        unsigned cp = json_hex4_valid(s + i);
+        i += 4;
+        if (cp >= 0xD800 && cp <= 0xDBFF) { /* validated: a low surrogate follows */
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (json_hex4_valid(s + i + 2) - 0xDC00);
+            i += 6;
+        }
+        if (cp < 0x80) {
+            out[k++] = (uchar)cp;
+        } else if (cp < 0x800) {
+            out[k++] = (uchar)(0xC0 | cp >> 6);
+            out[k++] = (uchar)(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            out[k++] = (uchar)(0xE0 | cp >> 12);
+            out[k++] = (uchar)(0x80 | (cp >> 6 & 0x3F));
+            out[k++] = (uchar)(0x80 | (cp & 0x3F));
+        } else {
+            out[k++] = (uchar)(0xF0 | cp >> 18);
+            out[k++] = (uchar)(0x80 | (cp >> 12 & 0x3F));
+            out[k++] = (uchar)(0x80 | (cp >> 6 & 0x3F));
+            out[k++] = (uchar)(0x80 | (cp & 0x3F));
+        }
+    }
+    return k;
+}
+
+/* Room for n bytes of unescaped keys (plus slack for json_hash16's loads),
+ * or NULL after recording the error at the key s. Keys are tracked only
+ * within the first max_record bytes of a record, so this is bounded. */
+static JSON_COLD uchar *json_scratch(json_parser *ps, size_t n, const uchar *s)
+{
+    if (n + 16 > ps->scratch_cap) {
+        size_t cap = ps->scratch_cap ? ps->scratch_cap : 256;
+        while (cap < n + 16) cap *= 2;
+        uchar *b = malloc(cap);
+        if (!b) return json_fail(ps, TARN_ENOMEM, s - 1, "out of memory"), NULL;
+        free(ps->scratch);
+        ps->scratch = b;
+        ps->scratch_cap = cap;
+    }
+    return ps->scratch;
+}
+
+/* Hash of the key s (n raw bytes, with escapes) unescaped, into *h; returns
+ * 0 or the error. */
+static JSON_COLD int json_hash_escaped(json_parser *ps, const uchar *s, size_t n, uint64_t *h)
+{
+    uchar *u = json_scratch(ps, n, s);
+    if (!u) return ps->rc;
+    uint64_t bs;
+    size_t un = json_unescape(s, n, u);
+    *h = un <= 16 ? json_hash16(ps, u, un, &bs) : json_hash_any(ps, u, un, &bs);
+    return 0;
+}
+
+/* Hash of the key s (n >= 1 raw bytes) into *h; returns 0 or the error. */
+static inline int json_key_hash(json_parser *ps, const uchar *s, size_t n, uint64_t *h)
+{
+    uint64_t bs;
+    /* Bytes past the end of an NDJSON line are still in the body. */
+    if (n <= 16 && ps->body_end - s >= 16) *h = json_hash16(ps, s, n, &bs);
+    else *h = json_hash_any(ps, s, n, &bs);
+    if (JSON_UNLIKELY(bs)) return json_hash_escaped(ps, s, n, h);
+    return 0;
+}
+
+/* Length of the validated key whose bytes start at s, up to its closing '"'. */
+static size_t json_key_len(const uchar *s)
+{
+    const uchar *p = s;
+    while (*p != '"') p += *p == '\\' ? 2 : 1;
+    return (size_t)(p - s);
+}
+
+/* 1 if earlier key a equals key s (n raw bytes) ignoring ASCII case, after
+ * unescaping; 0 if not; the error (negative) if out of memory. */
+static int json_key_eq(json_parser *ps, const uchar *a, const uchar *s, size_t n)
+{
+    size_t an = json_key_len(a);
+    if (!memchr(a, '\\', an) && !memchr(s, '\\', n))
+        return an == n && json_ascii_ieq((const char *)a, (const char *)s, n);
+    uchar *u = json_scratch(ps, an + n, s);
+    if (!u) return ps->rc;
+    size_t un = json_unescape(a, an, u), vn = json_unescape(s, n, u + un);
+    return un == vn && json_ascii_ieq((const char *)u, (const char *)u + un, un);
+}
+
+/* Writes the unescaped key u (n bytes, valid UTF-8) to out for a message:
+ * '"', '\' and control characters escaped, cut at a character boundary after
+ * JSON_KEY_SHOW bytes with "..." appended. out holds JSON_KEY_SHOW + 4. */
+static void json_key_show(char *out, const uchar *u, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned c = u[i];
+        char esc[8];
+        size_t len, in = 1; /* bytes out, bytes in */
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\', esc[1] = (char)c, len = 2;
+        } else if (c < 0x20) {
+            snprintf(esc, sizeof esc, "\\u%04x", c);
+            len = 6;
+        } else {
+            in = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+            if (in > n - i) in = n - i; /* not reached: u is valid UTF-8 */
+            memcpy(esc, u + i, in);
+            len = in;
+        }
+        if (k + len > JSON_KEY_SHOW) {
+            memcpy(out + k, "...", 3);
+            k += 3;
+            break;
+        }
+        memcpy(out + k, esc, len);
+        k += len;
+        i += in;
+    }
+    out[k] = '\0';
+}
+
+/* Records the duplicate: key s (n raw bytes) repeats earlier key a. */
+static JSON_COLD int json_dup_fail(json_parser *ps, const uchar *a, const uchar *s, size_t n)
+{
+    size_t an = json_key_len(a);
+    uchar *u = json_scratch(ps, an + n, s);
+    if (!u) return ps->rc;
+    size_t un = json_unescape(a, an, u), vn = json_unescape(s, n, u + un);
+    char first[JSON_KEY_SHOW + 4], second[JSON_KEY_SHOW + 4];
+    json_key_show(second, u + un, vn);
+    if (un == vn && memcmp(u, u + un, un) == 0) return json_fail(ps, TARN_EINVAL, s - 1, "duplicate key \"%s\"", second);
+    json_key_show(first, u, un);
+    return json_fail(ps, TARN_EINVAL, s - 1, "duplicate key \"%s\" (keys differ only in case from \"%s\")", second,
+                     first);
+}
+
+/* Key i has fingerprint fp: an error if it is key s (n raw bytes). */
+static int json_key_check(json_parser *ps, size_t i, const uchar *s, size_t n)
+{
+    int eq = json_key_eq(ps, ps->kref[i], s, n);
+    if (eq < 0) return eq;
+    return eq ? json_dup_fail(ps, ps->kref[i], s, n) : 0;
+}
+
+/* Checks key s (n raw bytes, fingerprint fp) against the innermost object's
+ * keys by fingerprint. Returns 0 or the error. */
+static int json_key_scan(json_parser *ps, const uchar *s, size_t n, uint32_t fp)
+{
+    size_t i = ps->kstart, e = ps->kn;
+#if defined(__SSE2__)
+    __m128i f = _mm_set1_epi32((int)fp);
+    for (; e - i >= 4; i += 4) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(ps->kfp + i));
+        unsigned m = (unsigned)_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(v, f)));
+        for (; m; m &= m - 1)
+            if (json_key_check(ps, i + (size_t)__builtin_ctz(m), s, n)) return ps->rc;
+    }
+#endif
+    for (; i < e; i++)
+        if (ps->kfp[i] == fp && json_key_check(ps, i, s, n)) return ps->rc;
+    return 0;
+}
+
+/* The Bloom mask word and bit of hash h. */
+#define JSON_BLOOM_WORD(ps, h) ((ps)->kbloom[(h) >> 62])
+#define JSON_BLOOM_BIT(h) (UINT64_C(1) << ((h) >> 56 & 63))
+
+static inline void json_klimit(json_parser *ps)
+{
+    size_t lim = ps->kstart + JSON_KEYS_LINEAR;
+    ps->klimit = lim < ps->kcap ? lim : ps->kcap;
+}
+
+/* (Re)builds the innermost object's table, at ktab, with cap slots, from its
+ * keys. It is the last table in the arena. Returns 0 or the error. */
+static JSON_COLD int json_tab_build(json_parser *ps, size_t cap, const uchar *at)
+{
+    size_t lim = SIZE_MAX / 2 / sizeof *ps->arena; /* so acap can double up to it */
+    if (ps->ktab > lim || cap > lim - ps->ktab) return json_fail(ps, TARN_ENOMEM, at, "out of memory");
+    if (ps->ktab + cap > ps->acap) {
+        size_t acap = ps->acap ? ps->acap : 4 * JSON_TAB_MIN;
+        while (acap < ps->ktab + cap) acap *= 2;
+        uint64_t *a = realloc(ps->arena, acap * sizeof *a);
+        if (!a) return json_fail(ps, TARN_ENOMEM, at, "out of memory");
+        ps->arena = a;
+        ps->acap = acap;
+    }
+    uint64_t *t = ps->arena + ps->ktab;
+    memset(t, 0, cap * sizeof *t);
+    t[-1] = cap - 1;
+    ps->atop = ps->ktab + cap;
+    for (size_t i = ps->kstart; i < ps->kn; i++) {
+        size_t j = ps->kfp[i] & (cap - 1);
+        while (t[j]) j = (j + 1) & (cap - 1);
+        t[j] = (uint64_t)ps->kfp[i] << 32 | (i + 1);
+    }
+    return 0;
+}
+
+/* Checks key s (n raw bytes, fingerprint fp) of an object that already has
+ * JSON_KEYS_LINEAR keys or more through its table, and enters it (as key
+ * kn). Returns 0 or the error. */
+static int json_key_hashed(json_parser *ps, const uchar *s, size_t n, uint32_t fp)
+{
+    size_t cnt = ps->kn - ps->kstart;
+    if (cnt == JSON_KEYS_LINEAR) { /* outgrows the scan */
+        ps->ktab = ps->atop + 1;
+        if (json_tab_build(ps, JSON_TAB_MIN, s - 1)) return ps->rc;
+    }
+    uint64_t *t = ps->arena + ps->ktab;
+    size_t mask = (size_t)t[-1];
+    if (JSON_UNLIKELY((cnt + 1) * 2 > mask + 1)) {
+        if (json_tab_build(ps, (mask + 1) * 2, s - 1)) return ps->rc;
+        t = ps->arena + ps->ktab;
+        mask = (size_t)t[-1];
+    }
+    size_t j = fp & mask;
+    for (uint64_t v; (v = t[j]) != 0; j = (j + 1) & mask)
+        if ((uint32_t)(v >> 32) == fp && json_key_check(ps, (uint32_t)v - 1, s, n)) return ps->rc;
+    t[j] = (uint64_t)fp << 32 | (ps->kn + 1);
+    return 0;
+}
+
+/* The key arrays are full and key s is next. Returns 0 when they have room
+ * again, 1 if s is not to be tracked, or the error. Keys are tracked only
+ * within the first max_record bytes of a record, which bounds the memory
+ * for them: a record that goes on fails anyway, as too large if for nothing
+ * else. */
+static JSON_COLD int json_keys_grow(json_parser *ps, const uchar *s)
+{
+    const uchar *at = s - 1;
+    if ((size_t)(s - ps->rec) > ps->max_record) return 1;
+    size_t cap = ps->kcap * 2;
+    /* Table slots hold index + 1 in 32 bits. */
+    if (cap >= UINT32_MAX || cap > SIZE_MAX / sizeof *ps->kref) return json_fail(ps, TARN_ENOMEM, at, "out of memory");
+    uint32_t *fp = malloc(cap * sizeof *fp);
+    const uchar **ref = malloc(cap * sizeof *ref);
+    if (!fp || !ref) {
+        free(fp);
+        free((void *)ref);
+        return json_fail(ps, TARN_ENOMEM, at, "out of memory");
+    }
+    memcpy(fp, ps->kfp, ps->kn * sizeof *fp);
+    memcpy((void *)ref, (const void *)ps->kref, ps->kn * sizeof *ref);
+    if (ps->kfp != ps->kfp_local) {
+        free(ps->kfp);
+        free((void *)ps->kref);
+    }
+    ps->kfp = fp;
+    ps->kref = ref;
+    ps->kcap = cap;
+    json_klimit(ps);
+    return 0;
+}
+
+/* json_key_add when kn reaches klimit: the arrays are full, or the object
+ * has JSON_KEYS_LINEAR keys or more. Returns 0 to enter the key, 1 not to,
+ * or the error. */
+static int json_key_more(json_parser *ps, const uchar *s, size_t n, uint64_t h)
+{
+    if (ps->kn == ps->kcap) {
+        int r = json_keys_grow(ps, s);
+        if (r) return r;
+    }
+    if (ps->kn - ps->kstart >= JSON_KEYS_LINEAR) return json_key_hashed(ps, s, n, (uint32_t)h);
+    uint64_t *w = &JSON_BLOOM_WORD(ps, h), bit = JSON_BLOOM_BIT(h);
+    if ((*w & bit) && json_key_scan(ps, s, n, (uint32_t)h)) return ps->rc;
+    *w |= bit;
+    return 0;
+}
+
+/* Enters key s (n raw bytes, n >= 1, hash h) into the innermost object, or
+ * records the error if the object already has it. Returns 0 or the error. */
+static inline int json_key_add(json_parser *ps, const uchar *s, size_t n, uint64_t h)
+{
+    if (JSON_LIKELY(ps->kn < ps->klimit)) {
+        uint64_t *w = &JSON_BLOOM_WORD(ps, h), bit = JSON_BLOOM_BIT(h);
+        if (JSON_UNLIKELY(*w & bit) && json_key_scan(ps, s, n, (uint32_t)h)) return ps->rc;
+        *w |= bit;
+    } else {
+        int r = json_key_more(ps, s, n, h);
+        if (r) return r < 0 ? r : 0;
+    }
+    ps->kfp[ps->kn] = (uint32_t)h;
+    ps->kref[ps->kn] = s;
+    ps->kn++;
+    return 0;
+}
+
+static JSON_COLD int json_objs_grow(json_parser *ps, const uchar *at)
+{
+    size_t cap = ps->objcap * 2;
+    json_objstate *o = cap <= SIZE_MAX / sizeof *o ? malloc(cap * sizeof *o) : NULL;
+    if (!o) return json_fail(ps, TARN_ENOMEM, at, "out of memory");
+    memcpy(o, ps->objs, ps->nobjs * sizeof *o);
+    if (ps->objs != ps->objs_local) free(ps->objs);
+    ps->objs = o;
+    ps->objcap = cap;
+    return 0;
+}
+
+/* A nested object opens at p. Returns 0 or the error. */
+static inline int json_object_push(json_parser *ps, const uchar *p)
+{
+    if (JSON_UNLIKELY(ps->nobjs == ps->objcap) && json_objs_grow(ps, p)) return ps->rc;
+    json_objstate *o = &ps->objs[ps->nobjs++];
+    o->kstart = ps->kstart;
+    o->ktab = ps->ktab;
+    memcpy(o->kbloom, ps->kbloom, sizeof o->kbloom);
+    ps->kstart = ps->kn;
+    memset(ps->kbloom, 0, sizeof ps->kbloom);
+    json_klimit(ps);
+    return 0;
+}
+
+/* The innermost object closes: its keys and table go, its parent's state
+ * comes back. */
+static inline void json_object_pop(json_parser *ps)
+{
+    if (JSON_UNLIKELY(ps->kn - ps->kstart > JSON_KEYS_LINEAR)) ps->atop = ps->ktab - 1;
+    ps->kn = ps->kstart;
+    if (ps->nobjs) {
+        const json_objstate *o = &ps->objs[--ps->nobjs];
+        ps->kstart = o->kstart;
+        ps->ktab = o->ktab;
+        memcpy(ps->kbloom, o->kbloom, sizeof ps->kbloom);
+        json_klimit(ps);
+    }
+}
+
 /* ---- the record parser ---- */
 
 /* Called when depth passes depth_fast: either the limit is hit or the bit
@@ -441,6 +993,10 @@ static const uchar *json_record(json_parser *ps, const uchar *p)
     uint64_t *stack = ps->stack;
     size_t depth = 1;
     JSON_SET_OBJECT(stack, depth);
+    ps->kn = ps->kstart = ps->nobjs = ps->atop = 0;
+    memset(ps->kbloom, 0, sizeof ps->kbloom);
+    json_klimit(ps);
+    ps->rec = p;
     p++;
 
 object_open: /* after '{' */
@@ -448,7 +1004,7 @@ object_open: /* after '{' */
     if (p == end) goto eof;
     if (*p == '}') {
         p++;
-        goto close;
+        goto close_object;
     }
     if (*p != '"') return json_fail(ps, TARN_EJSON, p, "expected object key or '}'"), NULL;
     goto key;
@@ -459,13 +1015,44 @@ object_next: /* after ',' in an object */
     if (*p != '"') return json_fail(ps, TARN_EJSON, p, "expected object key after ','"), NULL;
 
 key: { /* at the key's '"' */
-    const uchar *quote = p;
-    p = json_string(ps, p + 1);
+    const uchar *quote = p, *s = p + 1;
+    size_t n;
+    uint64_t h;
+#if defined(__SSE2__)
+    /* Most keys are short and plain ASCII: one load finds the closing quote
+     * and gives the bytes to hash. It may read past the end of an NDJSON
+     * line, but the '\n' there stops it. */
+    if (JSON_LIKELY(ps->body_end - s >= 16)) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)s);
+        unsigned q = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')));
+        unsigned sp = (unsigned)_mm_movemask_epi8(
+            _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('\\')), _mm_cmplt_epi8(x, _mm_set1_epi8(0x20))));
+        if (JSON_LIKELY(q && !(sp & ((q & -q) - 1)))) { /* a '"' before anything special */
+            n = (size_t)__builtin_ctz(q);
+            p = s + n + 1;
+            if (JSON_UNLIKELY(n == 0)) return json_fail(ps, TARN_EINVAL, quote, "object key is empty"), NULL;
+            if (depth == 1 && (*s == '_' || (*s | 0x20) == 'i') && json_check_key(ps, quote, p)) return NULL;
+            h = json_hash_vec(ps, x, n);
+            if (json_key_add(ps, s, n, h)) return NULL;
+            goto key_colon;
+        }
+    }
+#endif
+    p = json_string(ps, s);
     if (!p) return NULL;
+    n = (size_t)(p - s) - 1;
+    if (JSON_UNLIKELY(n == 0)) return json_fail(ps, TARN_EINVAL, quote, "object key is empty"), NULL;
     /* Every reserved name starts with '_' or 'i'; the rest of the check is
      * out of line. */
-    if (depth == 1 && (quote[1] == '_' || (quote[1] | 0x20) == 'i' || quote[1] == '\\') && json_check_key(ps, quote, p))
+    if (depth == 1 && (*s == '_' || (*s | 0x20) == 'i' || *s == '\\') && json_check_key(ps, quote, p))
         return NULL;
+    /* An escaped key is unescaped to be hashed: not past max_record, which
+     * bounds the memory for that (see json_keys_grow). */
+    if ((size_t)(p - ps->rec) <= ps->max_record && (json_key_hash(ps, s, n, &h) || json_key_add(ps, s, n, h)))
+        return NULL;
+#if defined(__SSE2__)
+key_colon:
+#endif
     p = json_skip_ws(p, end);
     if (p == end) goto eof;
     if (*p != ':') return json_fail(ps, TARN_EJSON, p, "expected ':' after object key"), NULL;
@@ -485,6 +1072,7 @@ value:
             stack = ps->stack;
         }
         JSON_SET_OBJECT(stack, depth);
+        if (json_object_push(ps, p)) return NULL;
         p++;
         goto object_open;
     case '[':
@@ -518,6 +1106,8 @@ value:
     if (!p) return NULL;
     goto after_value;
 
+close_object: /* after a '}' */
+    json_object_pop(ps);
 close: /* after a '}' or ']' */
     if (--depth == 0) return p;
 
@@ -531,7 +1121,7 @@ after_value:
         }
         if (*p == '}') {
             p++;
-            goto close;
+            goto close_object;
         }
         return json_fail(ps, TARN_EJSON, p, "expected ',' or '}' after object value"), NULL;
     }
@@ -651,6 +1241,11 @@ int tarn_json_split(const char *body, size_t len, enum tarn_body_format fmt, con
     tarn_json_error err_local;
     json_parser ps;
     json_out out = {0};
+    /* Keys and open objects of typical records, outside ps so as not to be
+     * cleared with it. */
+    uint32_t kfp_local[JSON_KEYS_LOCAL];
+    const uchar *kref_local[JSON_KEYS_LOCAL];
+    json_objstate objs_local[JSON_OBJS_LOCAL];
 
     *spans = NULL;
     *n = 0;
@@ -673,10 +1268,26 @@ int tarn_json_split(const char *body, size_t len, enum tarn_body_format fmt, con
     ps.stack = ps.stack_local;
     ps.stack_words = JSON_STACK_WORDS;
     ps.depth_fast = JSON_STACK_WORDS * 64 - 1 < ps.max_depth ? JSON_STACK_WORDS * 64 - 1 : ps.max_depth;
+    ps.max_record = out.max_record;
     ps.err = err;
+    ps.kfp = ps.kfp_local = kfp_local;
+    ps.kref = ps.kref_local = kref_local;
+    ps.kcap = JSON_KEYS_LOCAL;
+    ps.objs = ps.objs_local = objs_local;
+    ps.objcap = JSON_OBJS_LOCAL;
+    uint64_t seed = json_seed();
+    ps.seed[0] = seed;
+    ps.seed[1] = json_mum(seed ^ UINT64_C(0xa0761d6478bd642f), UINT64_C(0xe7037ed1a0b428db));
 
     int rc = fmt == TARN_BODY_NDJSON ? json_split_ndjson(&ps, &out) : json_split_json(&ps, &out);
     free(ps.stack_heap);
+    if (ps.kfp != ps.kfp_local) {
+        free(ps.kfp);
+        free((void *)ps.kref);
+    }
+    if (ps.objs != ps.objs_local) free(ps.objs);
+    free(ps.arena);
+    free(ps.scratch);
     if (rc) {
         free(out.v);
         return rc;

@@ -40,11 +40,24 @@ typedef struct tarn_json_error {
 /* Validates body (len bytes, need not be NUL-terminated) against RFC 8259
  * (strings with valid escapes and UTF-8 and no raw control characters,
  * numbers, literals, nesting) and splits it into records. Every record must
- * be an object; its top-level keys must not be reserved (tarn_json_reserved).
+ * be an object. Keys become column and STRUCT field names in DuckDB, which
+ * must not be empty and are matched ignoring case, so in every object of a
+ * record, at any depth:
+ *   - no key may be empty: "object key is empty";
+ *   - no two keys may be equal after unescaping ("n\u0061me" is "name") and
+ *     ignoring the case of ASCII letters (bytes >= 0x80 compare exactly):
+ *     "duplicate key \"name\"", or "duplicate key \"Name\" (keys differ
+ *     only in case from \"name\")" (names shown unescaped, with '"', '\'
+ *     and control characters escaped, cut after 48 bytes with "...");
+ * and the record's top-level keys must not be reserved (tarn_json_reserved).
+ * The offset of a key error is the key's opening quote (the second key's,
+ * for a duplicate). Keys more than max_record bytes into a record may go
+ * unchecked: that record fails anyway, as too large if for nothing else.
  * On success returns 0, *spans (malloc'd, owned by the caller) and *n >= 1.
  * On failure returns TARN_EJSON, TARN_EDEPTH, TARN_ETOOBIG (record too large
- * or too many records) or TARN_EINVAL (empty body, not an object, reserved
- * key), fills *err, and sets *spans = NULL. */
+ * or too many records), TARN_EINVAL (empty body, not an object, empty,
+ * duplicate or reserved key) or TARN_ENOMEM, fills *err, and sets
+ * *spans = NULL. */
 int tarn_json_split(const char *body, size_t len, enum tarn_body_format fmt, const tarn_json_limits *limits,
                     tarn_json_span **spans, size_t *n, tarn_json_error *err);
 

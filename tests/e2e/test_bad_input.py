@@ -175,6 +175,24 @@ def test_reserved_top_level_keys():
         eq(err.get("index"), 1, "index of the record with %r" % key)
 
 
+def test_keys_that_cannot_be_columns():
+    """Column and STRUCT field names are case-insensitive and non-empty, so
+    keys that would collide or vanish are refused with their position."""
+    s = setup()
+    cases = (
+        (b'{"id":1}\n{"id":2,"Name":"a","name":"b"}\n', 1, 28, "differ only in case"),
+        (b'{"id":1,"loc":{"City":"x","city":"y"}}\n', 0, 26, "differ only in case"),
+        (b'{"id":1,"id":2}\n', 0, 8, 'duplicate key "id"'),
+        (b'{"id":1,"":2}\n', 0, 8, "empty"),
+    )
+    for body, index, offset, words in cases:
+        with Unchanged(s, "keys %r" % body):
+            err = expect_error(post(s, body), 400, "TARN_EINVAL", "POST %r" % body)
+        eq(err.get("index"), index, "index for %r" % body)
+        eq(err.get("offset"), offset, "offset for %r" % body)
+        check(words in err.get("message", ""), "message %r lacks %r" % (err.get("message"), words))
+
+
 def nest(depth):
     """A record whose nesting depth is exactly depth (the record itself is 1)."""
     obj = {"leaf": 1}

@@ -146,8 +146,7 @@ TEST(nested_values)
 {
     VALID("{\"a\":{\"b\":{\"c\":[1,2,{\"d\":[[],{}]}]}},\"e\":[],\"f\":{},\"g\":[true,false,null,\"s\",-1.5e3]}");
     VALID("{ \"a\" : [ 1 , [ 2 , [ 3 ] ] , { } ] , \"b\" : { \"c\" : null } }");
-    VALID("{\"\":\"\"}");
-    VALID("{\"a\":1,\"a\":2}"); /* duplicate keys are legal JSON; the loader decides */
+    VALID("{\"a\":\"\",\"b\":[\"\"]}"); /* empty strings are fine as values (keys: see empty_key) */
     VALID("{\"k\":\"\x7f\"}");  /* DEL is not a control character in JSON */
 }
 
@@ -662,6 +661,284 @@ TEST(reserved_keys)
     CHECK(!tarn_json_reserved("", 0));
 }
 
+/* ---- key names: DuckDB needs them non-empty and unique ignoring case ---- */
+
+TEST(empty_key)
+{
+    ERR_BOTH("{\"\":1}", TARN_EINVAL, 1, "object key is empty");
+    ERR_BOTH("{\"\":\"\"}", TARN_EINVAL, 1, "object key is empty");
+    ERR_BOTH("{ \"\" : 1}", TARN_EINVAL, 2, "object key is empty");
+    /* The same with room after it, so the key is read a block at a time. */
+    ERR_BOTH("{\"\":1}                                ", TARN_EINVAL, 1, "object key is empty");
+    /* offsets:  0 1234567 8 9 */
+    ERR_BOTH("{\"a\":1,\"\":2}", TARN_EINVAL, 7, "object key is empty");
+    ERR_BOTH("{\"a\":{\"b\":{\"\":1}}}", TARN_EINVAL, 11, "object key is empty");
+    ERR_BOTH("{\"a\":[1,{\"\":2}]}", TARN_EINVAL, 9, "object key is empty");
+    /* Before a later syntax error: the key is the first thing wrong. */
+    ERR_BOTH("{\"\":x}", TARN_EINVAL, 1, "object key is empty");
+    ERR_JSON("[{\"a\":1},{\"\":2}]", TARN_EINVAL, 1, 10, "object key is empty");
+    ERR_NDJSON("{\"a\":1}\n{\"b\":{\"\":1}}\n", TARN_EINVAL, 1, 14, "object key is empty");
+    /* A key of one escaped character is not empty. */
+    VALID("{\"\\n\":1,\"\\u0020\":2}");
+}
+
+TEST(duplicate_keys)
+{
+    /* offsets:  0 123 45678 9 */
+    ERR_BOTH("{\"a\":1,\"a\":2}", TARN_EINVAL, 7, "duplicate key \"a\"");
+    ERR_BOTH("{\"name\":1,\"Name\":2}", TARN_EINVAL, 10, "duplicate key \"Name\" (keys differ only in case from \"name\")");
+    ERR_BOTH("{\"NAME\":1,\"nAmE\":2}", TARN_EINVAL, 10, "duplicate key \"nAmE\" (keys differ only in case from \"NAME\")");
+    ERR_BOTH("{\"a\":1,\"b\":2,\"A\":3}", TARN_EINVAL, 13, "duplicate key \"A\" (keys differ only in case from \"a\")");
+    ERR_BOTH("{\"a\":{\"b\":1},\"a\":2}", TARN_EINVAL, 13, "duplicate key \"a\"");
+    /* Before a later syntax error. */
+    ERR_BOTH("{\"a\":1,\"a\":x}", TARN_EINVAL, 7, "duplicate key \"a\"");
+    /* Nested, in arrays, and after a nested object closed. */
+    ERR_BOTH("{\"x\":{\"k\":1,\"K\":2}}", TARN_EINVAL, 12, "duplicate key \"K\" (keys differ only in case from \"k\")");
+    ERR_BOTH("{\"x\":[{\"a\":1},{\"b\":1,\"b\":2}]}", TARN_EINVAL, 21, "duplicate key \"b\"");
+    ERR_BOTH("{\"a\":{\"c\":1},\"b\":2,\"A\":3}", TARN_EINVAL, 19,
+             "duplicate key \"A\" (keys differ only in case from \"a\")");
+    ERR_BOTH("{\"a\":[[{\"b\":{\"c\":[{\"d\":1,\"e\":2,\"D\":3}]}}]]}", TARN_EINVAL, 31,
+             "duplicate key \"D\" (keys differ only in case from \"d\")");
+    /* The record's index, the body's offset. */
+    ERR_JSON("[{\"a\":1},{\"b\":1,\"B\":2}]", TARN_EINVAL, 1, 16,
+             "duplicate key \"B\" (keys differ only in case from \"b\")");
+    ERR_NDJSON("{\"a\":1}\n{\"a\":1,\"A\":2}\n", TARN_EINVAL, 1, 15,
+               "duplicate key \"A\" (keys differ only in case from \"a\")");
+    /* A reserved key is reported as such, first. */
+    ERR_BOTH("{\"_seq\":1,\"_SEQ\":2}", TARN_EINVAL, 1, "key \"_seq\" is reserved");
+    ERR_BOTH("{\"a\":1,\"A\":2,\"_seq\":3}", TARN_EINVAL, 7, "duplicate key \"A\" (keys differ only in case from \"a\")");
+
+    /* Each object has its own names: parent and child, siblings, records. */
+    VALID("{\"a\":{\"a\":{\"a\":1}},\"b\":[{\"a\":1},{\"a\":2},{\"A\":3}],\"c\":{\"A\":1,\"C\":2},\"d\":{\"D\":1}}");
+    VALID("{\"id\":1,\"child\":{\"id\":2,\"Child\":3},\"ID_\":4}");
+    CHECK_EQ_INT(COUNT_JSON("[{\"a\":1},{\"a\":2},{\"A\":3}]"), 3);
+    CHECK_EQ_INT(COUNT_NDJSON("{\"a\":1}\n{\"a\":2}\n{\"A\":3}\n"), 3);
+    /* Only ASCII letters fold: not '@' and '`', '[' and '{', '_' and DEL... */
+    VALID("{\"a@\":1,\"a`\":2,\"[\":3,\"{\":4,\"]\":5,\"}\":6,\"^\":7,\"~\":8,\"_\":9,\"\x7f\":10,\"\\\\\":11,\"|\":12}");
+    /* ...nor anything beyond ASCII: e-acute and E-acute are two names. */
+    VALID("{\"\xc3\xa9\":1,\"\xc3\x89\":2,\"\\u00e9t\\u00e9\":3,\"\\u00c9t\\u00c9\":4}");
+    /* Prefixes and lengths. */
+    VALID("{\"a\":1,\"aa\":2,\"aaa\":3,\"A_\":4,\"a \":5,\" a\":6}");
+}
+
+TEST(duplicate_keys_escaped)
+{
+    /* Names compare after unescaping. */
+    ERR_BOTH("{\"name\":1,\"n\\u0061me\":2}", TARN_EINVAL, 10, "duplicate key \"name\"");
+    ERR_BOTH("{\"n\\u0041me\":1,\"name\":2}", TARN_EINVAL, 15, "duplicate key \"name\" (keys differ only in case from \"nAme\")");
+    ERR_BOTH("{\"abc\":1,\"\\u0041BC\":2}", TARN_EINVAL, 9, "duplicate key \"ABC\" (keys differ only in case from \"abc\")");
+    ERR_BOTH("{\"a/b\":1,\"a\\/b\":2}", TARN_EINVAL, 9, "duplicate key \"a/b\"");
+    ERR_BOTH("{\"\\u00e9t\\u00e9\":1,\"\xc3\xa9t\xc3\xa9\":2}", TARN_EINVAL, 19, "duplicate key \"\xc3\xa9t\xc3\xa9\"");
+    ERR_BOTH("{\"\\ud83d\\ude00\":1,\"\xf0\x9f\x98\x80\":2}", TARN_EINVAL, 18, "duplicate key \"\xf0\x9f\x98\x80\"");
+    /* Shown as JSON would write them: quote, backslash and controls escaped. */
+    ERR_BOTH("{\"a\\nb\":1,\"a\\u000Ab\":2}", TARN_EINVAL, 10, "duplicate key \"a\\u000ab\"");
+    ERR_BOTH("{\"q\\\"\":1,\"Q\\u0022\":2}", TARN_EINVAL, 9, "duplicate key \"Q\\\"\" (keys differ only in case from \"q\\\"\")");
+    ERR_BOTH("{\"\\\\\":1,\"\\u005C\":2}", TARN_EINVAL, 8, "duplicate key \"\\\\\"");
+    ERR_BOTH("{\"\\u0000\":1,\"\\u0000\":2}", TARN_EINVAL, 12, "duplicate key \"\\u0000\"");
+    /* Longer than one block, escaped at the end. */
+    ERR_BOTH("{\"abcdefghijklmnopqrstuvwxyz\":1,\"ABCDEFGHIJKLMNOPQRSTUVWXY\\u005A\":2}", TARN_EINVAL, 32,
+             "duplicate key \"ABCDEFGHIJKLMNOPQRSTUVWXYZ\" (keys differ only in case from \"abcdefghijklmnopqrstuvwxyz\")");
+    VALID("{\"a\\u0000\":1,\"a\":2,\"\\n\":3,\"\\r\":4,\"\\t\":5,\"\\b\":6,\"\\f\":7,\"\\/\":8,\"\\\\\":9,\"\\\"\":10,"
+          "\"\\u00e9\":11,\"\\u00c9\":12,\"\\ud83d\\ude00\":13,\"\\ud83d\\ude01\":14}");
+}
+
+/* {"<a>":1,"<b>":2} followed by pad spaces, in buf. */
+static const char *two_keys(char *buf, const char *a, const char *b, size_t pad)
+{
+    int k = sprintf(buf, "{\"%s\":1,\"%s\":2}", a, b);
+    memset(buf + k, ' ', pad);
+    buf[k + (int)pad] = '\0';
+    return buf;
+}
+
+TEST(duplicate_keys_every_length)
+{
+    /* Keys of 1 to 40 bytes (around the 8- and 16-byte steps of the hash),
+     * at the end of the body and with room after them: a duplicate that
+     * differs in the case of one letter is caught wherever the letter is,
+     * and a key that differs in one letter is not a duplicate. */
+    char a[64], b[64], body[256], msg[200];
+    for (size_t len = 1; len <= 40; len++) {
+        for (size_t i = 0; i < len; i++) a[i] = (char)('a' + (i * 7) % 26);
+        a[len] = '\0';
+        for (size_t pos = 0; pos < len; pos++) {
+            for (size_t pad = 0; pad <= 32; pad += 32) {
+                memcpy(b, a, len + 1);
+                b[pos] = (char)(b[pos] - 32);
+                snprintf(msg, sizeof msg, "duplicate key \"%s\" (keys differ only in case from \"%s\")", b, a);
+                ERR_BOTH(two_keys(body, a, b, pad), TARN_EINVAL, len + 6, msg);
+                b[pos] = b[pos] == 'Z' ? 'a' : (char)(b[pos] + 32 + 1);
+                VALID(two_keys(body, a, b, pad));
+            }
+        }
+        snprintf(msg, sizeof msg, "duplicate key \"%s\"", a);
+        ERR_BOTH(two_keys(body, a, a, 0), TARN_EINVAL, len + 6, msg);
+    }
+}
+
+TEST(duplicate_key_message_limits)
+{
+    /* At most 48 bytes of a name, cut between characters, then "...". */
+    char a[256], b[256], body[600], msg[200];
+    memset(a, 'x', 60);
+    a[60] = '\0';
+    ERR_BOTH(two_keys(body, a, a, 0), TARN_EINVAL, 66,
+             "duplicate key \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...\"");
+    memset(b, 'X', 60);
+    b[60] = '\0';
+    ERR_BOTH(two_keys(body, a, b, 0), TARN_EINVAL, 66,
+             "duplicate key \"XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX...\" (keys differ only in case from "
+             "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...\")");
+    /* "a" then 30 e-acutes: 1 + 23 * 2 bytes fit, the 24th does not. */
+    strcpy(a, "a");
+    for (int i = 0; i < 30; i++) strcat(a, "\xc3\xa9");
+    strcpy(msg, "duplicate key \"a");
+    for (int i = 0; i < 23; i++) strcat(msg, "\xc3\xa9");
+    strcat(msg, "...\"");
+    ERR_BOTH(two_keys(body, a, a, 0), TARN_EINVAL, strlen(a) + 6, msg);
+    /* Escaped controls count as shown: 8 of "\u000a" fit in 48 bytes. */
+    strcpy(a, "");
+    for (int i = 0; i < 20; i++) strcat(a, "\\n");
+    ERR_BOTH(two_keys(body, a, a, 0), TARN_EINVAL, strlen(a) + 6,
+             "duplicate key \"\\u000a\\u000a\\u000a\\u000a\\u000a\\u000a\\u000a\\u000a...\"");
+}
+
+/* A record with n keys "k0".."k<n-1>" after pre (other members and a ','),
+ * then tail: malloc'd. */
+static char *many_keys(const char *pre, size_t n, const char *tail)
+{
+    char *b = malloc(strlen(pre) + n * 16 + strlen(tail) + 8), *p = b;
+    p += sprintf(p, "{%s", pre);
+    for (size_t i = 0; i < n; i++) p += sprintf(p, "%s\"k%zu\":%zu", i ? "," : "", i, i);
+    strcpy(p, tail);
+    return b;
+}
+
+TEST(duplicate_keys_many)
+{
+    /* 50,000 names in one object pass; the same with one more that repeats
+     * one of them fail, at that key. */
+    char *b = many_keys("", 50000, "}");
+    VALID(b);
+    free(b);
+    /* The offset of the last key: the ',' before it is the tail's first byte. */
+#define LAST_KEY(b, tail) (strlen(b) - strlen(tail) + 1)
+    b = many_keys("", 50000, ",\"K123\":1}");
+    ERR_BOTH(b, TARN_EINVAL, LAST_KEY(b, ",\"K123\":1}"), "duplicate key \"K123\" (keys differ only in case from \"k123\")");
+    free(b);
+    b = many_keys("", 50000, ",\"k49999\":1}");
+    ERR_BOTH(b, TARN_EINVAL, LAST_KEY(b, ",\"k49999\":1}"), "duplicate key \"k49999\"");
+    free(b);
+    b = many_keys("", 50000, ",\"k\\u0030\":1}");
+    ERR_BOTH(b, TARN_EINVAL, LAST_KEY(b, ",\"k\\u0030\":1}"), "duplicate key \"k0\"");
+    free(b);
+
+    /* Around the switch from scanning to the hash table (64 keys), and the
+     * table's growth: the repeat of the first, of the last, and none. */
+    static const size_t sizes[] = {1, 2, 15, 16, 17, 63, 64, 65, 66, 127, 128, 129, 130, 131, 257, 1000};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t n = sizes[i];
+        char tail[64], msg[100];
+        b = many_keys("", n, "}");
+        VALID(b);
+        free(b);
+        b = many_keys("", n, ",\"K0\":0}");
+        ERR_BOTH(b, TARN_EINVAL, LAST_KEY(b, ",\"K0\":0}"), "duplicate key \"K0\" (keys differ only in case from \"k0\")");
+        free(b);
+        snprintf(tail, sizeof tail, ",\"k%zu\":0}", n - 1);
+        snprintf(msg, sizeof msg, "duplicate key \"k%zu\"", n - 1);
+        b = many_keys("", n, tail);
+        ERR_BOTH(b, TARN_EINVAL, LAST_KEY(b, tail), msg);
+        free(b);
+    }
+
+    /* Big objects inside big objects: each has its own names, and the outer
+     * one still knows its names after the inner one closes. */
+    tarn_json_limits lim = {.max_record = 64 << 20};
+    size_t n = 3000;
+    char *inner = many_keys("", n, "}");
+    char *pre = malloc(strlen(inner) * 3 + 64);
+    sprintf(pre, "\"x\":%s,\"y\":[%s,%s],", inner, inner, inner);
+    b = many_keys(pre, n, ",\"z\":1}");
+    tarn_json_span *sp;
+    size_t cnt;
+    tarn_json_error e;
+    CHECK_EQ_INT(split_n(b, SIZE_MAX, TARN_BODY_NDJSON, &lim, &sp, &cnt, &e), 0);
+    if (cnt == 1) free(sp);
+    free(b);
+    b = many_keys(pre, n, ",\"Y\":1}");
+    expect_err_l(__LINE__, TARN_BODY_JSON, b, SIZE_MAX, &lim, TARN_EINVAL, 0, LAST_KEY(b, ",\"Y\":1}"),
+                 "duplicate key \"Y\" (keys differ only in case from \"y\")");
+    free(b);
+    /* The repeat inside the second inner object. */
+    sprintf(pre, "\"x\":%s,\"y\":[%s,", inner, inner);
+    size_t at2 = strlen(pre) + 1 + strlen(inner) - 1;
+    strcpy(pre + strlen(pre), inner);
+    strcpy(pre + strlen(pre) - 1, ",\"k2999\":1}],");
+    b = many_keys(pre, 10, "}");
+    expect_err_l(__LINE__, TARN_BODY_JSON, b, SIZE_MAX, &lim, TARN_EINVAL, 0, at2 + 1, "duplicate key \"k2999\"");
+    free(b);
+    free(pre);
+    free(inner);
+
+    /* 100,000 names (the most a 1 MiB record holds is about 200,000). */
+    lim.max_record = 4 << 20;
+    b = many_keys("", 100000, ",\"K99999\":1}");
+    expect_err_l(__LINE__, TARN_BODY_NDJSON, b, SIZE_MAX, &lim, TARN_EINVAL, 0, LAST_KEY(b, ",\"K99999\":1}"),
+                 "duplicate key \"K99999\" (keys differ only in case from \"k99999\")");
+    free(b);
+#undef LAST_KEY
+}
+
+TEST(duplicate_keys_deep)
+{
+    /* Past the open objects tracked without allocating. */
+    tarn_json_limits lim = {.max_depth = 1000};
+    size_t d = 500;
+    char *b = malloc(d * 8 + 64), *p = b;
+    for (size_t i = 0; i < d; i++) p += sprintf(p, "{\"k\":");
+    p += sprintf(p, "{\"a\":1,\"A\":2}");
+    size_t at = (size_t)(p - b) - 6;
+    for (size_t i = 0; i < d; i++) *p++ = '}';
+    *p = '\0';
+    expect_err_l(__LINE__, TARN_BODY_JSON, b, SIZE_MAX, &lim, TARN_EINVAL, 0, at,
+                 "duplicate key \"A\" (keys differ only in case from \"a\")");
+    /* Back out through all of them: the outer object's names are intact. */
+    p = b;
+    p += sprintf(p, "{\"x\":1,");
+    for (size_t i = 0; i < d; i++) p += sprintf(p, "\"k\":{");
+    for (size_t i = 0; i < d; i++) p += sprintf(p, "%s}", i ? "" : "\"x\":1");
+    at = (size_t)(p - b) + 1;
+    p += sprintf(p, ",\"X\":2}");
+    expect_err_l(__LINE__, TARN_BODY_NDJSON, b, SIZE_MAX, &lim, TARN_EINVAL, 0, at,
+                 "duplicate key \"X\" (keys differ only in case from \"x\")");
+    free(b);
+}
+
+TEST(duplicate_keys_and_record_limit)
+{
+    /* A repeat within the limit is reported even if the record then turns
+     * out too large; a record too large fails either way. */
+    tarn_json_limits lim = {.max_record = 40};
+    expect_err_l(__LINE__, TARN_BODY_JSON, "{\"a\":1,\"A\":2,\"b\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}", SIZE_MAX,
+                 &lim, TARN_EINVAL, 0, 7, "duplicate key \"A\" (keys differ only in case from \"a\")");
+    expect_err_l(__LINE__, TARN_BODY_JSON, "{\"a\":1,\"b\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}", SIZE_MAX, &lim,
+                 TARN_ETOOBIG, 0, 0, "record of 54 bytes exceeds the 40-byte limit");
+    tarn_json_span *sp;
+    size_t n;
+    tarn_json_error e;
+    CHECK(split_n("{\"a\":1,\"b\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\",\"A\":1}", SIZE_MAX, TARN_BODY_JSON, &lim, &sp,
+                  &n, &e) != 0);
+    /* Many keys past the limit: not tracked, so the memory stays bounded,
+     * and the record fails as too large. */
+    lim.max_record = 1000;
+    char *b = many_keys("", 20000, ",\"k1\":1}");
+    int rc = split_n(b, SIZE_MAX, TARN_BODY_NDJSON, &lim, &sp, &n, &e);
+    CHECK_EQ_INT(rc, TARN_ETOOBIG);
+    CHECK_EQ_INT(e.offset, 0);
+    free(b);
+}
+
 /* ---- throughput ---- */
 
 static double now_s(void)
@@ -677,7 +954,7 @@ TEST(throughput)
      * numbers, a nested object and array, some escapes and non-ASCII. */
     size_t target = 50u << 20;
     tarn_json_limits lim = {.max_records = SIZE_MAX};
-    char *b = malloc(target + 1024);
+    char *b = malloc(target + 4096); /* room for the record that passes target */
     REQUIRE(b);
     size_t len = 0, recs = 0;
     uint32_t x = 12345;
@@ -728,6 +1005,43 @@ TEST(throughput)
         free(sp);
         printf("  JSON array: %.0f MB/s\n", (double)len / 1e6 / t);
     }
+
+    /* Wider records: 40 keys, a nested object of 12, an array of two
+     * objects of 5 (key checks cost per key, so this is their worst
+     * typical case). */
+    static const char *const names[] = {"id", "userId", "session_id", "event", "ts", "country", "city", "lat",
+                                        "lon", "os", "browser", "version"};
+    len = recs = 0;
+    while (len < target) {
+        b[len++] = '{';
+        for (int i = 0; i < 40; i++) {
+            x = x * 1103515245u + 12345u;
+            len += (size_t)sprintf(b + len, i % 3 == 0   ? "\"%s_%d\":\"v-%u\","
+                                            : i % 3 == 1 ? "\"%s_%d\":%u.5,"
+                                                         : "\"%s_%d\":%u,",
+                                   names[i % 12], i, x % 100000);
+        }
+        len += (size_t)sprintf(b + len, "\"nested\":{");
+        for (int i = 0; i < 12; i++) len += (size_t)sprintf(b + len, "%s\"%s\":%d", i ? "," : "", names[i], i);
+        len += (size_t)sprintf(b + len, "},\"items\":[{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5},"
+                                        "{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5}]}\n");
+        recs++;
+    }
+    best = 1e9;
+    for (int run = 0; run < 3; run++) {
+        double t1 = now_s();
+        rc = tarn_json_split(b, len, TARN_BODY_NDJSON, &lim, &sp, &n, &e);
+        double t2 = now_s() - t1;
+        CHECK_EQ_INT(rc, 0);
+        if (rc) {
+            printf("  %s at %zu\n", e.msg, e.offset);
+            break;
+        }
+        CHECK_EQ_INT(n, recs);
+        free(sp);
+        if (t2 < best) best = t2;
+    }
+    printf("  NDJSON, %zu-byte records of 62 keys: %.0f MB/s\n", len / recs, (double)len / 1e6 / best);
     free(b);
 }
 
@@ -755,6 +1069,14 @@ int main(void)
     RUN(record_size_limit);
     RUN(max_records);
     RUN(reserved_keys);
+    RUN(empty_key);
+    RUN(duplicate_keys);
+    RUN(duplicate_keys_escaped);
+    RUN(duplicate_keys_every_length);
+    RUN(duplicate_key_message_limits);
+    RUN(duplicate_keys_many);
+    RUN(duplicate_keys_deep);
+    RUN(duplicate_keys_and_record_limit);
     RUN(throughput);
     return test_main_end();
 }
