@@ -431,8 +431,12 @@ static int table_deliver(tarn_delivery *d, tarn_table *t, int64_t from_seq, int6
         if (!p->rows) p->first_seq = seq;
         p->last_seq = seq;
         p->rows++;
+        errno = 0;
         if ((rc = stage_processed_line(p->ndjson, data, len, seq, stamp)) || (rc = stage_raw_line(p->raw, data, len))) {
-            tarn_errbuf_set(eb, rc, "staging record %lld failed", (long long)seq);
+            int e = errno;
+            if (e == ENOSPC || e == EDQUOT) rc = TARN_ENOSPC;
+            tarn_errbuf_set(eb, rc, "staging record %lld in %s failed: %s", (long long)seq, dir,
+                            e ? strerror(e) : tarn_err_message(rc));
             goto out;
         }
         last = seq;
