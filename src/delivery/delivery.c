@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +73,7 @@ struct tarn_delivery {
     tarn_table **tables;
     size_t ntables;
     int stopping;
-    int failed;
+    atomic_int failed; /* a log failed to sync: nothing more is acknowledged */
     pthread_t worker;
     int worker_started;
     int64_t last_maintenance_ms;
@@ -168,24 +169,20 @@ int tarn_delivery_table(tarn_delivery *d, const char *db, const char *table, int
 int tarn_table_append(tarn_delivery *d, tarn_table *t, const tarn_record *recs, size_t n, int64_t *first_seq,
                       int64_t *last_seq, tarn_errbuf *eb)
 {
+    /* Once any log has failed to sync the server is going down: no table
+     * acknowledges anything more, not only the one that failed. */
+    if (atomic_load(&d->failed))
+        return tarn_errbuf_set(eb, TARN_EUNAVAILABLE, "the server is stopping after a storage failure");
     int rc = tarn_stream_append(t->stream, recs, n, tarn_now_us(), first_seq, last_seq, eb);
     if (rc == TARN_EIO) {
-        pthread_mutex_lock(&d->mu);
-        d->failed = 1;
-        pthread_mutex_unlock(&d->mu);
+        atomic_store(&d->failed, 1);
         tarn_log_error(LOG, "%s.%s: durable log failed, no longer acknowledging: %s", t->db, t->name,
                        eb ? eb->msg : "");
     }
     return rc;
 }
 
-int tarn_delivery_failed(tarn_delivery *d)
-{
-    pthread_mutex_lock(&d->mu);
-    int f = d->failed;
-    pthread_mutex_unlock(&d->mu);
-    return f;
-}
+int tarn_delivery_failed(tarn_delivery *d) { return atomic_load(&d->failed); }
 
 /* --------------------------------------------------------------- staging */
 
