@@ -48,7 +48,7 @@ struct tarn_table {
     /* Guarded by tarn_delivery.mu. */
     int64_t delivered_seq;
     int64_t pending_since_ms; /* monotonic time the worker first saw undelivered records; 0 = none */
-    int64_t bytes_mark;       /* stream durable_bytes when the last batch was taken */
+    int64_t bytes_mark;       /* durable bytes already counted: delivered, or found at start */
     int64_t flush_target;     /* a flush waits for delivered_seq >= this */
     int64_t retry_at_ms;      /* after a failed delivery, not before this */
     int64_t retry_delay_ms;
@@ -112,6 +112,13 @@ static int table_open(tarn_delivery *d, const tarn_table_info *info, tarn_table 
     if (rc == TARN_OK) {
         tarn_stream_opts so = {d->opts.segment_size, d->opts.max_record, info->delivered_seq + 1};
         rc = tarn_stream_open(dir, &so, &t->stream, eb);
+    }
+    if (rc == TARN_OK) {
+        /* What recovery found may be partly delivered already (segments are
+         * trimmed whole): it does not count toward the size trigger; the
+         * interval delivers whatever of it is pending. */
+        int64_t durable;
+        tarn_stream_stats(t->stream, &durable, &t->bytes_mark);
     }
     if (rc) {
         free(t);
@@ -383,9 +390,9 @@ static int batch_write_parquet(tarn_delivery *d, const tarn_table_info *info, ba
 
 /* Delivers the records after t's checkpoint, up to upto_seq and at most one
  * buffer's worth. Called by the worker without d->mu. *delivered receives the
- * new checkpoint. */
+ * new checkpoint, *delivered_bytes the payload bytes delivered. */
 static int table_deliver(tarn_delivery *d, tarn_table *t, int64_t from_seq, int64_t upto_seq, int64_t *delivered,
-                         tarn_errbuf *eb)
+                         int64_t *delivered_bytes, tarn_errbuf *eb)
 {
     char dir[PATH_MAX];
     tarn_table_info info;
@@ -498,6 +505,7 @@ static int table_deliver(tarn_delivery *d, tarn_table *t, int64_t from_seq, int6
                               last, eb);
     if (rc) goto out;
     *delivered = last;
+    *delivered_bytes = bytes;
     if (schema_changed) tarn_log_info(LOG, "%s.%s: schema now has %zu columns", t->db, t->name, ncols);
     tarn_errbuf qeb = {{0}};
     if (tarn_query_refresh_table(d->qe, t->db, t->name, &qeb))
@@ -749,8 +757,8 @@ static void *worker_main(void *arg)
         if (t) {
             pthread_mutex_unlock(&d->mu);
             tarn_errbuf eb = {{0}};
-            int64_t delivered = from;
-            int rc = table_deliver(d, t, from, upto, &delivered, &eb);
+            int64_t delivered = from, delivered_bytes = 0;
+            int rc = table_deliver(d, t, from, upto, &delivered, &delivered_bytes, &eb);
             if (rc) {
                 table_fail(d, t, rc, eb.msg[0] ? eb.msg : tarn_err_message(rc));
                 pthread_mutex_lock(&d->mu);
@@ -761,7 +769,10 @@ static void *worker_main(void *arg)
             }
             pthread_mutex_lock(&d->mu);
             t->delivered_seq = delivered;
-            t->bytes_mark = bytes;
+            /* The mark advances by what this batch delivered, not to the log's
+             * end: a backlog larger than one batch stays due by size. */
+            t->bytes_mark += delivered_bytes;
+            if (t->bytes_mark > bytes) t->bytes_mark = bytes;
             t->retry_delay_ms = 0;
             t->retry_at_ms = 0;
             t->last_error_code = 0;

@@ -109,7 +109,6 @@ static int server_start_http(tarn_server *s, tarn_errbuf *eb)
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
                               MHD_OPTION_NOTIFY_COMPLETED, tarn_http_completed, s,
                               MHD_OPTION_UNESCAPE_CALLBACK, tarn_http_unescape, s,
-                              MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
                               MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->mhd)
