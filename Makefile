@@ -18,7 +18,7 @@ CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -g -Wall -Wextra -Wno-unused-parameter -Wno
               -Wstrict-prototypes -Wmissing-prototypes -Wshadow $(WERROR) \
               -Isrc -isystem $(DUCKDB_INCLUDE) -pthread
 CFLAGS   += $(OPT) $(CFLAGS_BASE)
-LDLIBS    = -Lbuild/lib -lduckdb -lmicrohttpd -lcurl -ljansson -lsqlite3 -lyaml -lz -lcrypto -lpthread -lm
+LDLIBS    = -Lbuild/lib -lduckdb -lmicrohttpd -lcurl -ljansson -lsqlite3 -lyaml -ldeflate -lz -lcrypto -lpthread -lm
 RPATH     = -Wl,-rpath,'$$ORIGIN/lib' -Wl,-rpath,'$$ORIGIN/../lib'
 
 SRC       = $(sort $(wildcard src/*/*.c))

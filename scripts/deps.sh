@@ -6,7 +6,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev
-      libsqlite3-dev libyaml-dev zlib1g-dev libssl-dev curl awscli python3-boto3)
+      libsqlite3-dev libyaml-dev zlib1g-dev libdeflate-dev libssl-dev curl awscli python3-boto3)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

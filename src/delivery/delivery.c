@@ -26,12 +26,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "common/log.h"
 #include "common/util.h"
 #include "delivery/partition.h"
 #include "delivery/schema.h"
+#include "delivery/stage.h"
 #include "delivery/writer.h"
 
 #define LOG "delivery"
@@ -79,15 +79,6 @@ struct tarn_delivery {
     int64_t last_maintenance_ms;
 };
 
-/* One ingest date of a batch being delivered. */
-typedef struct batch_part {
-    char date[11];
-    int64_t first_seq, last_seq, rows;
-    char ndjson_path[PATH_MAX];
-    char raw_path[PATH_MAX];
-    FILE *ndjson;
-    gzFile raw;
-} batch_part;
 
 /* ---------------------------------------------------------------- tables */
 
@@ -191,113 +182,6 @@ int tarn_table_append(tarn_delivery *d, tarn_table *t, const tarn_record *recs, 
 
 int tarn_delivery_failed(tarn_delivery *d) { return atomic_load(&d->failed); }
 
-/* --------------------------------------------------------------- staging */
-
-/* Writes n bytes of a record with raw line breaks turned into spaces (in
- * valid JSON a raw CR or LF can only be whitespace), so it fits on one line. */
-static int stage_one_line(FILE *f, const char *data, size_t n)
-{
-    while (n > 0) {
-        const char *lf = memchr(data, '\n', n);
-        const char *cr = memchr(data, '\r', lf ? (size_t)(lf - data) : n);
-        const char *brk = cr ? cr : lf;
-        size_t run = brk ? (size_t)(brk - data) : n;
-        if (run && fwrite(data, 1, run, f) != run) return TARN_EIO;
-        if (!brk) break;
-        if (putc(' ', f) == EOF) return TARN_EIO;
-        data += run + 1;
-        n -= run + 1;
-    }
-    return TARN_OK;
-}
-
-/* Writes one record as an NDJSON line of the processed input: the record's
- * object with "_ingested_at" and "_seq" added before its closing brace. The
- * ingest API guarantees the record is one valid JSON object whose top-level
- * keys are not these names. */
-static int stage_processed_line(FILE *f, const char *data, size_t len, int64_t seq, const char *ts)
-{
-    size_t end = len;
-    while (end > 0 && data[end - 1] != '}') end--;
-    if (end == 0) return TARN_ECORRUPT;
-    size_t inner = end - 1; /* index of the closing brace */
-    size_t k = inner;
-    while (k > 0 && (data[k - 1] == ' ' || data[k - 1] == '\t' || data[k - 1] == '\n' || data[k - 1] == '\r')) k--;
-    int empty = k > 0 && data[k - 1] == '{';
-    if (stage_one_line(f, data, inner)) return TARN_EIO;
-    if (fprintf(f, "%s\"_ingested_at\":\"%s\",\"_seq\":%lld}\n", empty ? "" : ",", ts, (long long)seq) < 0)
-        return TARN_EIO;
-    return TARN_OK;
-}
-
-/* Raw zone: the record as received, on one line. */
-static int stage_raw_line(gzFile g, const char *data, size_t len)
-{
-    size_t start = 0;
-    for (;;) {
-        const char *brk = NULL;
-        for (size_t i = start; i < len && !brk; i++)
-            if (data[i] == '\n' || data[i] == '\r') brk = data + i;
-        size_t run = brk ? (size_t)(brk - data) - start : len - start;
-        if (run && gzwrite(g, data + start, (unsigned)run) <= 0) return TARN_EIO;
-        if (!brk) break;
-        if (gzputc(g, ' ') < 0) return TARN_EIO;
-        start += run + 1;
-    }
-    return gzputc(g, '\n') < 0 ? TARN_EIO : TARN_OK;
-}
-
-static batch_part *batch_part_get(batch_part **parts, size_t *nparts, const char *date, const char *dir,
-                                  tarn_errbuf *eb)
-{
-    for (size_t i = 0; i < *nparts; i++)
-        if (strcmp((*parts)[i].date, date) == 0) return &(*parts)[i];
-    batch_part *n = realloc(*parts, (*nparts + 1) * sizeof *n);
-    if (!n) return NULL;
-    *parts = n;
-    batch_part *p = &n[(*nparts)++];
-    memset(p, 0, sizeof *p);
-    memcpy(p->date, date, 11);
-    snprintf(p->ndjson_path, sizeof p->ndjson_path, "%s/%s.ndjson", dir, date);
-    snprintf(p->raw_path, sizeof p->raw_path, "%s/%s.json.gz", dir, date);
-    p->ndjson = fopen(p->ndjson_path, "wb");
-    /* Level 1: the raw zone is written once and read rarely, and level 6
-     * costs three to four times the CPU of the whole Parquet write. */
-    p->raw = gzopen(p->raw_path, "wb1");
-    if (p->ndjson) setvbuf(p->ndjson, NULL, _IOFBF, 1 << 20);
-    if (p->raw) gzbuffer(p->raw, 1 << 18);
-    if (!p->ndjson || !p->raw) {
-        tarn_errbuf_set(eb, TARN_EIO, "cannot create staging files in %s: %s", dir, strerror(errno));
-        return NULL;
-    }
-    return p;
-}
-
-static void batch_parts_free(batch_part *parts, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (parts[i].ndjson) fclose(parts[i].ndjson);
-        if (parts[i].raw) gzclose(parts[i].raw);
-    }
-    free(parts);
-}
-
-/* Closes a part's staging files, flushing everything to disk. */
-static int batch_part_finish(batch_part *p, tarn_errbuf *eb)
-{
-    int rc = TARN_OK;
-    if (p->ndjson) {
-        if (fflush(p->ndjson) != 0 || fclose(p->ndjson) != 0) rc = tarn_errbuf_set(eb, TARN_EIO, "write %s failed", p->ndjson_path);
-        p->ndjson = NULL;
-    }
-    if (p->raw) {
-        if (gzclose(p->raw) != Z_OK && rc == TARN_OK) rc = tarn_errbuf_set(eb, TARN_EIO, "write %s failed", p->raw_path);
-        p->raw = NULL;
-    }
-    if (rc == TARN_OK) rc = tarn_fsync_path(p->raw_path, eb);
-    return rc;
-}
-
 /* ------------------------------------------------------------- publishing */
 
 /* Moves a staged file to its lake path (creating directories) and fsyncs
@@ -347,13 +231,13 @@ static void table_fail(tarn_delivery *d, tarn_table *t, int rc, const char *msg)
 
 /* Infers the batch schema, widens the table's, and writes one Parquet file
  * per part into staging. On success *cols holds the table's new schema. */
-static int batch_write_parquet(tarn_delivery *d, const tarn_table_info *info, batch_part *parts, size_t nparts,
+static int batch_write_parquet(tarn_delivery *d, const tarn_table_info *info, const tarn_stage_result *staged,
                                const char *dir, tarn_column **cols, size_t *ncols, tarn_errbuf *eb)
 {
     static const char *const trailing[] = {"_ingested_at", "_seq"};
-    const char **files = calloc(nparts, sizeof *files);
+    const char **files = calloc(staged->nparts, sizeof *files);
     int rc = files ? TARN_OK : TARN_ENOMEM;
-    for (size_t i = 0; files && i < nparts; i++) files[i] = parts[i].ndjson_path;
+    for (size_t i = 0; files && i < staged->nparts; i++) files[i] = staged->parts[i].path;
 
     /* DuckDB infers from a sample; a value outside it that does not fit the
      * inferred type fails the write, so the second attempt reads everything. */
@@ -363,21 +247,22 @@ static int batch_write_parquet(tarn_delivery *d, const tarn_table_info *info, ba
         tarn_columns_free(*cols, *ncols);
         *cols = NULL;
         *ncols = 0;
-        rc = tarn_writer_infer(d->writer, files, nparts, full, &inferred, &ninferred, eb);
+        rc = tarn_writer_infer(d->writer, files, staged->nparts, full, &inferred, &ninferred, eb);
         /* The first attempt takes HUGEINT as BIGINT; DuckDB infers HUGEINT
          * when big positive and negative integers mix, although they fit. */
         if (rc == TARN_OK && !full && (rc = tarn_columns_narrow_hugeint(inferred, ninferred, eb)) > 0) rc = TARN_OK;
         if (rc == TARN_OK)
             rc = tarn_columns_merge(info->columns, info->ncolumns, inferred, ninferred, trailing, 2, cols, ncols, eb);
         tarn_columns_free(inferred, ninferred);
-        for (size_t i = 0; rc == TARN_OK && i < nparts; i++) {
+        for (size_t i = 0; rc == TARN_OK && i < staged->nparts; i++) {
+            const tarn_stage_part *p = &staged->parts[i];
             char out[PATH_MAX];
-            snprintf(out, sizeof out, "%s/%s.parquet", dir, parts[i].date);
+            snprintf(out, sizeof out, "%s/%s.parquet", dir, p->date);
             int64_t rows = 0;
-            rc = tarn_writer_ndjson_to_parquet(d->writer, parts[i].ndjson_path, *cols, *ncols, out, &rows, eb);
-            if (rc == TARN_OK && rows != parts[i].rows)
-                rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "parquet for %s has %lld rows, expected %lld", parts[i].date,
-                                     (long long)rows, (long long)parts[i].rows);
+            rc = tarn_writer_ndjson_to_parquet(d->writer, p->path, *cols, *ncols, out, &rows, eb);
+            if (rc == TARN_OK && rows != p->rows)
+                rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "parquet for %s has %lld rows, expected %lld", p->date,
+                                     (long long)rows, (long long)p->rows);
         }
         if (rc == TARN_OK || full) break;
         tarn_log_warn(LOG, "%s.%s: write with sampled schema failed (%s); inferring from every record", info->db,
@@ -386,6 +271,36 @@ static int batch_write_parquet(tarn_delivery *d, const tarn_table_info *info, ba
     }
     free(files);
     return rc;
+}
+
+/* The raw zone's pass, run on a thread of its own beside the Parquet write. */
+typedef struct raw_job {
+    tarn_stream *stream;
+    int64_t from_seq, upto_seq;
+    size_t max_bytes;
+    const char *dir;
+    tarn_stage_result res;
+    int rc;
+    tarn_errbuf eb;
+} raw_job;
+
+static void *raw_job_main(void *arg)
+{
+    raw_job *j = arg;
+    j->rc = tarn_stage_batch(j->stream, TARN_STAGE_RAW, j->from_seq, j->upto_seq, j->max_bytes, j->dir, &j->res, &j->eb);
+    return NULL;
+}
+
+/* Both passes read the same records by the same rule; anything else is a bug. */
+static int batch_passes_agree(const tarn_stage_result *a, const tarn_stage_result *b, tarn_errbuf *eb)
+{
+    int same = a->last_seq == b->last_seq && a->nparts == b->nparts;
+    for (size_t i = 0; same && i < a->nparts; i++)
+        same = strcmp(a->parts[i].date, b->parts[i].date) == 0 && a->parts[i].rows == b->parts[i].rows &&
+               a->parts[i].first_seq == b->parts[i].first_seq && a->parts[i].last_seq == b->parts[i].last_seq;
+    return same ? TARN_OK
+                : tarn_errbuf_set(eb, TARN_EINTERNAL, "raw and processed staging disagree (last seq %lld vs %lld)",
+                                  (long long)a->last_seq, (long long)b->last_seq);
 }
 
 /* Delivers the records after t's checkpoint, up to upto_seq and at most one
@@ -397,88 +312,72 @@ static int table_deliver(tarn_delivery *d, tarn_table *t, int64_t from_seq, int6
     char dir[PATH_MAX];
     tarn_table_info info;
     memset(&info, 0, sizeof info);
-    tarn_stream_reader *r = NULL;
-    batch_part *parts = NULL;
-    size_t nparts = 0;
+    tarn_stage_result staged;
+    memset(&staged, 0, sizeof staged);
+    raw_job raw;
+    memset(&raw, 0, sizeof raw);
+    pthread_t raw_thread;
+    int raw_started = 0;
     tarn_column *cols = NULL;
     size_t ncols = 0;
     tarn_file *files = NULL;
     size_t nfiles = 0;
-    int64_t last = from_seq, bytes = 0;
     int rc;
 
     snprintf(dir, sizeof dir, "%s/t%lld-%lld", d->staging_dir, (long long)t->id, (long long)from_seq + 1);
     tarn_rm_rf(dir);
     if ((rc = tarn_mkdir_p(dir, eb))) goto out;
     if ((rc = tarn_catalog_get_table(d->cat, t->db, t->name, &info, eb))) goto out;
-    if ((rc = tarn_stream_reader_open(t->stream, from_seq, &r, eb))) goto out;
 
-    /* 1-2: read the batch and stage it per ingest date. */
-    for (;;) {
-        int64_t seq, ts;
-        const char *data;
-        size_t len;
-        int more = tarn_stream_reader_next(r, &seq, &ts, &data, &len, eb);
-        if (more < 0) {
-            rc = more;
-            goto out;
-        }
-        if (!more || seq > upto_seq) break;
-        char date[11], stamp[32];
-        tarn_format_date(ts, date);
-        tarn_format_timestamp(ts, stamp);
-        batch_part *p = batch_part_get(&parts, &nparts, date, dir, eb);
-        if (!p) {
-            rc = eb->msg[0] ? TARN_EIO : TARN_ENOMEM;
-            goto out;
-        }
-        if (!p->rows) p->first_seq = seq;
-        p->last_seq = seq;
-        p->rows++;
-        errno = 0;
-        if ((rc = stage_processed_line(p->ndjson, data, len, seq, stamp)) || (rc = stage_raw_line(p->raw, data, len))) {
-            int e = errno;
-            if (e == ENOSPC || e == EDQUOT) rc = TARN_ENOSPC;
-            tarn_errbuf_set(eb, rc, "staging record %lld in %s failed: %s", (long long)seq, dir,
-                            e ? strerror(e) : tarn_err_message(rc));
-            goto out;
-        }
-        last = seq;
-        bytes += (int64_t)len;
-        if ((size_t)bytes >= d->opts.buffer_size) break;
-    }
-    tarn_stream_reader_close(r);
-    r = NULL;
-    if (nparts == 0) {
+    int64_t t_start = tarn_mono_ms(), t_staged = 0, t_parquet = 0, t_raw = 0;
+    /* 1-2: stage both zones; the raw one (gzip) on its own thread. */
+    raw = (raw_job){t->stream, from_seq, upto_seq, d->opts.buffer_size, dir, {0}, 0, {{0}}};
+    raw_started = pthread_create(&raw_thread, NULL, raw_job_main, &raw) == 0;
+    if ((rc = tarn_stage_batch(t->stream, TARN_STAGE_PROCESSED, from_seq, upto_seq, d->opts.buffer_size, dir, &staged,
+                               eb)))
+        goto out;
+    if (staged.nparts == 0) {
         *delivered = from_seq;
         goto out;
     }
-    for (size_t i = 0; i < nparts; i++)
-        if ((rc = batch_part_finish(&parts[i], eb))) goto out;
 
-    /* 3: schema and Parquet. */
-    if ((rc = batch_write_parquet(d, &info, parts, nparts, dir, &cols, &ncols, eb))) goto out;
+    t_staged = tarn_mono_ms();
+    /* 3: schema and Parquet, while the raw zone compresses. */
+    if ((rc = batch_write_parquet(d, &info, &staged, dir, &cols, &ncols, eb))) goto out;
+    t_parquet = tarn_mono_ms();
+    if (raw_started) {
+        pthread_join(raw_thread, NULL);
+        raw_started = 0;
+    } else {
+        raw_job_main(&raw);
+    }
+    t_raw = tarn_mono_ms();
+    if (raw.rc) {
+        rc = tarn_errbuf_set(eb, raw.rc, "%s", raw.eb.msg);
+        goto out;
+    }
+    if ((rc = batch_passes_agree(&staged, &raw.res, eb))) goto out;
 
     /* 4: into the lake. */
-    files = calloc(nparts * 2, sizeof *files);
+    files = calloc(staged.nparts * 2, sizeof *files);
     if (!files) {
         rc = TARN_ENOMEM;
         goto out;
     }
-    for (size_t i = 0; i < nparts; i++) {
-        batch_part *p = &parts[i];
+    for (size_t i = 0; i < staged.nparts; i++) {
+        const tarn_stage_part *p = &staged.parts[i];
         tarn_buf seg;
         tarn_buf_init(&seg, 4096);
         tarn_partition_segment(&seg, "ingestion_date", p->date, strlen(p->date));
         for (int zone = 0; zone < 2; zone++) {
-            char rel[PATH_MAX], staged[PATH_MAX];
+            char rel[PATH_MAX], src[PATH_MAX];
             const char *zname = zone == 0 ? "processed" : "raw";
             snprintf(rel, sizeof rel, "%s/%s/%s/%s/%lld-%lld.%s", zname, t->db, t->name, seg.data,
                      (long long)p->first_seq, (long long)p->last_seq, zone == 0 ? "parquet" : "json.gz");
-            if (zone == 0) snprintf(staged, sizeof staged, "%s/%s.parquet", dir, p->date);
-            else snprintf(staged, sizeof staged, "%s", p->raw_path);
-            int64_t size = file_size(staged);
-            if ((rc = lake_install(d, staged, rel, eb))) {
+            if (zone == 0) snprintf(src, sizeof src, "%s/%s.parquet", dir, p->date);
+            else snprintf(src, sizeof src, "%s", raw.res.parts[i].path);
+            int64_t size = file_size(src);
+            if ((rc = lake_install(d, src, rel, eb))) {
                 tarn_buf_free(&seg);
                 goto out;
             }
@@ -502,19 +401,26 @@ static int table_deliver(tarn_delivery *d, tarn_table *t, int64_t from_seq, int6
     /* 5: publish files, schema and checkpoint together. */
     int schema_changed = !tarn_columns_equal(info.columns, info.ncolumns, cols, ncols);
     rc = tarn_catalog_publish(d->cat, t->id, schema_changed ? cols : NULL, schema_changed ? ncols : 0, files, nfiles,
-                              last, eb);
+                              staged.last_seq, eb);
     if (rc) goto out;
-    *delivered = last;
-    *delivered_bytes = bytes;
+    *delivered = staged.last_seq;
+    *delivered_bytes = staged.bytes;
+    tarn_log_info(LOG,
+                  "%s.%s: delivered %lld records (%.1f MB) through seq %lld in %lld ms: staging %lld, parquet %lld, "
+                  "raw zone wait %lld, publish %lld",
+                  t->db, t->name, (long long)(staged.last_seq - from_seq), staged.bytes / 1e6,
+                  (long long)staged.last_seq, (long long)(tarn_mono_ms() - t_start), (long long)(t_staged - t_start),
+                  (long long)(t_parquet - t_staged), (long long)(t_raw - t_parquet), (long long)(tarn_mono_ms() - t_raw));
     if (schema_changed) tarn_log_info(LOG, "%s.%s: schema now has %zu columns", t->db, t->name, ncols);
     tarn_errbuf qeb = {{0}};
     if (tarn_query_refresh_table(d->qe, t->db, t->name, &qeb))
         tarn_log_error(LOG, "%s.%s: refreshing the query view failed: %s", t->db, t->name, qeb.msg);
-    if (tarn_stream_trim(t->stream, last, &qeb))
+    if (tarn_stream_trim(t->stream, staged.last_seq, &qeb))
         tarn_log_warn(LOG, "%s.%s: trimming the log failed: %s", t->db, t->name, qeb.msg);
 out:
-    if (r) tarn_stream_reader_close(r);
-    batch_parts_free(parts, nparts);
+    if (raw_started) pthread_join(raw_thread, NULL);
+    tarn_stage_result_free(&raw.res);
+    tarn_stage_result_free(&staged);
     tarn_columns_free(cols, ncols);
     if (files) tarn_files_free(files, nfiles);
     tarn_table_info_free(&info);
