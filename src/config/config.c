@@ -21,6 +21,7 @@ void tarn_config_defaults(tarn_config *c)
     c->max_depth = 64;
     c->max_records = 10000;
     c->max_connections = 256;
+    c->max_inflight = (size_t)256 << 20;
     c->buffer_size = (size_t)64 << 20;
     c->buffer_interval_ms = 1000;
     c->compact_target = (size_t)128 << 20;
@@ -124,6 +125,7 @@ static const struct config_key config_keys[] = {
     {"limits.max_depth", CFG_INT, CFG_AT(max_depth), 1, 1024},
     {"limits.max_records", CFG_INT, CFG_AT(max_records), 1, 10000000},
     {"limits.max_connections", CFG_INT, CFG_AT(max_connections), 1, 100000},
+    {"limits.max_inflight", CFG_SIZE, CFG_AT(max_inflight), 1048576, 1e12},
     {"buffering.size", CFG_SIZE, CFG_AT(buffer_size), 1024, 16384.0 * 1048576},
     {"buffering.interval", CFG_DURATION, CFG_AT(buffer_interval_ms), 10, 86400000},
     {"compaction.target_size", CFG_SIZE, CFG_AT(compact_target), 1024, 1e12},

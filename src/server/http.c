@@ -208,6 +208,39 @@ static enum MHD_Result http_dispatch(tarn_server *s, struct MHD_Connection *conn
     return http_reply_error(conn, TARN_ENOTFOUND, "no such endpoint");
 }
 
+/* Counts n more body bytes against the server-wide budget, so that many
+ * large requests at once cannot exhaust memory. Returns 0 when over it. */
+int http_reserve(tarn_server *s, http_request *req, size_t n)
+{
+    size_t before = atomic_fetch_add(&s->inflight, n);
+    req->reserved += n;
+    return before + n <= s->cfg.max_inflight;
+}
+
+static void http_release(tarn_server *s, http_request *req)
+{
+    atomic_fetch_sub(&s->inflight, req->reserved);
+    req->reserved = 0;
+}
+
+/* 503 with Retry-After: the request was fine, the server is full. */
+enum MHD_Result http_reply_busy(struct MHD_Connection *conn, const char *msg)
+{
+    tarn_buf b;
+    tarn_buf_init(&b, 4096);
+    tarn_buf_append_str(&b, "{\"error\":{\"code\":\"TARN_EUNAVAILABLE\",\"message\":");
+    tarn_buf_append_json_str(&b, msg, strlen(msg));
+    tarn_buf_append_str(&b, "}}");
+    struct MHD_Response *resp = MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_COPY);
+    tarn_buf_free(&b);
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    enum MHD_Result r = MHD_queue_response(conn, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
 enum MHD_Result tarn_http_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
@@ -228,15 +261,24 @@ enum MHD_Result tarn_http_handler(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (*upload_data_size) {
+        if (!req->reject_code && !http_reserve(s, req, *upload_data_size)) {
+            req->reject_code = TARN_EUNAVAILABLE;
+            snprintf(req->reject_msg, sizeof req->reject_msg,
+                     "the server holds %zu bytes of request bodies already; retry shortly", s->cfg.max_inflight);
+            http_release(s, req);
+            tarn_buf_free(&req->body);
+        }
         if (!req->reject_code && tarn_buf_append(&req->body, upload_data, *upload_data_size)) {
             req->reject_code = TARN_ETOOBIG;
             snprintf(req->reject_msg, sizeof req->reject_msg, "request body exceeds the %zu-byte limit",
                      s->cfg.max_request);
+            http_release(s, req);
             tarn_buf_free(&req->body);
         }
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (req->reject_code == TARN_EUNAVAILABLE) return http_reply_busy(conn, req->reject_msg);
     if (req->reject_code) return http_reply_error(conn, req->reject_code, req->reject_msg);
     route r;
     tarn_errbuf eb = {{0}};
@@ -247,8 +289,10 @@ enum MHD_Result tarn_http_handler(void *cls, struct MHD_Connection *conn, const 
 
 void tarn_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
+    tarn_server *s = cls;
     http_request *req = *con_cls;
     if (!req) return;
+    http_release(s, req);
     tarn_buf_free(&req->body);
     free(req);
     *con_cls = NULL;

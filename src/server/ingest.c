@@ -103,6 +103,11 @@ enum MHD_Result api_records(tarn_server *s, struct MHD_Connection *conn, http_re
     tarn_buf_init(&inflated, s->cfg.max_request + 1);
     const char *enc = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
     if (enc && (!strcasecmp(enc, "gzip") || !strcasecmp(enc, "x-gzip"))) {
+        /* The inflated body may reach the request limit: count it. */
+        if (!http_reserve(s, req, s->cfg.max_request)) {
+            tarn_buf_free(&inflated);
+            return http_reply_busy(conn, "the server holds too many request bodies already; retry shortly");
+        }
         if ((rc = ingest_gunzip(body, len, &inflated, s->cfg.max_request, &eb))) goto fail;
         body = inflated.data ? inflated.data : "";
         len = inflated.len;

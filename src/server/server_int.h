@@ -3,6 +3,7 @@
 #define TARN_SERVER_INT_H
 
 #include <microhttpd.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "catalog/catalog.h"
@@ -22,12 +23,14 @@ typedef struct tarn_server {
     tarn_delivery *delivery;
     struct MHD_Daemon *mhd;
     int64_t started_ms;
+    atomic_size_t inflight; /* bytes of request bodies held now (limit: cfg.max_inflight) */
 } tarn_server;
 
 /* Per-request state, from the first call of the access handler to the
  * completion callback. The body buffer has a hard maximum. */
 typedef struct http_request {
     tarn_buf body;
+    size_t reserved;     /* bytes counted in tarn_server.inflight for this body */
     int reject_code;     /* a tarn error code decided before the body ended */
     char reject_msg[256];
 } http_request;
@@ -49,6 +52,12 @@ enum MHD_Result http_reply_error(struct MHD_Connection *conn, int code, const ch
 enum MHD_Result http_reply_error_status(struct MHD_Connection *conn, unsigned status, int code, const char *msg);
 enum MHD_Result http_reply_record_error(struct MHD_Connection *conn, int code, const char *msg, size_t index,
                                         size_t offset);
+
+/* Counts n more bytes of this request against cfg.max_inflight (released
+ * when the request completes); 0 when that is over the budget. */
+int http_reserve(tarn_server *s, http_request *req, size_t n);
+/* 503 TARN_EUNAVAILABLE with Retry-After: 1. */
+enum MHD_Result http_reply_busy(struct MHD_Connection *conn, const char *msg);
 
 /* Handlers (ingest.c, api.c). The body is complete and the token checked. */
 enum MHD_Result api_records(tarn_server *s, struct MHD_Connection *conn, http_request *req, const char *db,

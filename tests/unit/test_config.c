@@ -29,6 +29,7 @@ TEST(defaults_match_the_documented_limits)
     CHECK_EQ_INT(c.max_request, 10 << 20);
     CHECK_EQ_INT(c.max_depth, 64);
     CHECK_EQ_INT(c.max_records, 10000);
+    CHECK_EQ_INT(c.max_inflight, 256 << 20);
     CHECK_EQ_INT(c.buffer_size, 64 << 20);
     CHECK_EQ_INT(c.buffer_interval_ms, 1000);
     CHECK_EQ_INT(c.compact_target, 128 << 20);
