@@ -532,6 +532,15 @@ def cli_desc(p):
 _shared = None
 
 
+def start_with_config(config):
+    """A fresh server on its own data directory with this YAML configuration."""
+    root = tempdir()
+    cfg = os.path.join(root, "tarn.yaml")
+    with open(cfg, "w") as f:
+        f.write(config)
+    return Server(root=root, extra_args=["--config", cfg]).start()
+
+
 def shared():
     """The file's shared server, started on first use; if it has died since,
     a fresh one (on a new data directory) replaces it."""

@@ -7,15 +7,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Server, check, eq, run, tempdir, timeout, wait_until  # noqa: E402
+from harness import check, eq, run, start_with_config, timeout, wait_until  # noqa: E402
 
-
-def start(config):
-    root = tempdir()
-    cfg = os.path.join(root, "tarn.yaml")
-    with open(cfg, "w") as f:
-        f.write(config)
-    return Server(root=root, extra_args=["--config", cfg]).start()
 
 
 def delivered(s, db, t):
@@ -29,7 +22,7 @@ def delivered(s, db, t):
 def test_size_trigger_delivers_a_backlog_many_buffers_long():
     # Regression: the size trigger used to stop after the first batches of a
     # backlog because it counted the whole log as delivered.
-    s = start("buffering:\n  size: 64KiB\n  interval: 1h\ncompaction:\n  interval: 1h\n")
+    s = start_with_config("buffering:\n  size: 64KiB\n  interval: 1h\ncompaction:\n  interval: 1h\n")
     db, t = "buf", "by_size"
     n = 0
     for _ in range(20):  # 20 x 100 records x ~500 B = ~1 MB, about 15 buffers
@@ -47,7 +40,7 @@ def test_size_trigger_delivers_a_backlog_many_buffers_long():
 
 @timeout(60)
 def test_interval_trigger_delivers_a_small_batch():
-    s = start("buffering:\n  size: 64MiB\n  interval: 300ms\n")
+    s = start_with_config("buffering:\n  size: 64MiB\n  interval: 300ms\n")
     db, t = "buf", "by_time"
     s.ingest(db, t, [{"id": 1}])
     wait_until(lambda: delivered(s, db, t) == 1, 20, what="the record delivered by the interval")

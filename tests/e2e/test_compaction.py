@@ -8,7 +8,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Server, check, eq, read_parquet, run, seq_range, tempdir, timeout, wait_until  # noqa: E402
+from harness import check, eq, read_parquet, run, seq_range, start_with_config, timeout, wait_until  # noqa: E402
 
 CONFIG = """
 compaction:
@@ -22,11 +22,7 @@ buffering:
 
 
 def start_server():
-    root = tempdir()
-    cfg = os.path.join(root, "tarn.yaml")
-    with open(cfg, "w") as f:
-        f.write(CONFIG)
-    return Server(root=root, extra_args=["--config", cfg]).start()
+    return start_with_config(CONFIG)
 
 
 def live_files(s, db, t):

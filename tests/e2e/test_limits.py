@@ -8,15 +8,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Server, check, eq, ndjson, run, tempdir, timeout  # noqa: E402
+from harness import check, eq, ndjson, run, start_with_config, timeout  # noqa: E402
 
-
-def start(config):
-    root = tempdir()
-    cfg = os.path.join(root, "tarn.yaml")
-    with open(cfg, "w") as f:
-        f.write(config)
-    return Server(root=root, extra_args=["--config", cfg]).start()
 
 
 def body_of(n_records, start_id):
@@ -25,7 +18,7 @@ def body_of(n_records, start_id):
 
 @timeout(60)
 def test_inflight_budget_refuses_then_recovers():
-    s = start("limits:\n  max_inflight: 1MiB\n")
+    s = start_with_config("limits:\n  max_inflight: 1MiB\n")
     db, t = "lim", "t"
     s.ingest(db, t, [{"id": -1}])
     big = body_of(850, 0)  # about 790 KB
