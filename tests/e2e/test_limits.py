@@ -51,5 +51,22 @@ def test_inflight_budget_refuses_then_recovers():
     s.stop()
 
 
+@timeout(60)
+def test_query_timeout_gives_504_and_the_server_stays_usable():
+    s = start_with_config("query:\n  timeout: 100ms\n")
+    db, t = "lim", "slow"
+    s.ingest(db, t, [{"id": k} for k in range(2000)])
+    s.flush(db, t)
+    t0 = time.monotonic()
+    slow = "SELECT COUNT(*) FROM %s.%s a, %s.%s b, %s.%s c WHERE a.id + b.id + c.id = -1" % ((db, t) * 3)
+    r = s.post_json("/v1/query", {"sql": slow})
+    took = time.monotonic() - t0
+    eq(r.status, 504, "status of a query over the timeout (body %r)" % r.body[:300])
+    eq(r.json()["error"]["code"], "TARN_ETIMEOUT", "code")
+    check(took < 10, "the timeout took %.1f s to stop the query" % took)
+    eq(s.scalar("SELECT COUNT(*) FROM %s.%s" % (db, t)), 2000, "a normal query afterwards")
+    s.stop()
+
+
 if __name__ == "__main__":
     run(globals())
