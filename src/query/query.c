@@ -9,11 +9,13 @@
  *     each schema version's files were written with), under reg_lock; the
  *     SQL checker resolves table names against it
  *   one watchdog thread that interrupts queries past their deadline
- *   a fresh connection per query, so queries never share session state
+ *   a pool of query connections, each used by one query at a time and
+ *     holding the checker's prepared json_serialize_sql; connections carry
+ *     no session state from one query to the next (query_conn_take)
  *
  * A view reads exactly the catalog's live processed files, never a glob:
  *
- *   SELECT CAST("c1" AS T1) AS "c1", ..., "ingestion_date"
+ *   SELECT "c1" AS "c1", CAST("c2" AS T2) AS "c2", ..., "ingestion_date"
  *     FROM read_parquet([<files of schema version 1>], hive_partitioning=true, union_by_name=true)
  *   UNION ALL
  *   SELECT ... FROM read_parquet([<files of schema version 2>], ...)
@@ -28,7 +30,19 @@
  * DOUBLE, DATE to TIMESTAMP, struct fields added), to_json() for nested
  * values that became VARCHAR (the delivery's rule: nested values widen to
  * their JSON text), NULL for columns older files lack. The catalog's current
- * schema is therefore authoritative for every file.
+ * schema is therefore authoritative for every file. A column whose files
+ * already have the catalog's type (compared as DuckDB prints both types) is
+ * read bare: DuckDB pushes struct field projections and filters through a
+ * column reference but not through a CAST. A branch of one file leaves out
+ * union_by_name (nothing to unify; it costs a schema read at every bind).
+ *
+ * Cost of a query, measured (DuckDB 1.5.6, 2 cores): the check (parse,
+ * json_serialize_sql, jansson, the walk) about 0.15 ms; then DuckDB binds
+ * the statement twice, once in duckdb_prepare and again when the prepared
+ * statement executes (a statement reading Parquet is always re-bound:
+ * MultiFileBindData does not support the statement cache). Binding a view
+ * over read_parquet is most of a small query's time (0.3 to 1 ms each), so
+ * views are kept as plain as possible.
  *
  * Result encoding reads DuckDB's vectors directly (nested values included;
  * duckdb_value_varchar cannot render STRUCT or LIST). Numbers, strings,
@@ -77,6 +91,8 @@
  * interrupt is not enough. */
 #define QUERY_REINTERRUPT_MS 50
 #define QUERY_MAX_VIEW_SQL ((size_t)256 << 20)
+/* Idle connections kept for the next queries; more are opened on demand. */
+#define QUERY_POOL_MAX 16
 
 /* ---- registry of views -------------------------------------------------- */
 
@@ -97,6 +113,14 @@ typedef struct query_table {
     query_version *versions;
     size_t nversions;
 } query_table;
+
+/* A connection for user queries, kept in the engine's pool between them. */
+typedef struct query_conn {
+    duckdb_connection conn;
+    duckdb_prepared_statement serializer; /* the checker's json_serialize_sql on conn */
+    char *db;                             /* schema of its last USE; NULL: none (memory.main) */
+    struct query_conn *next;
+} query_conn;
 
 /* A query's registration with the watchdog. */
 typedef struct query_watch {
@@ -129,9 +153,15 @@ struct tarn_query_engine {
     char **keywords;
     size_t nkeywords;
 
+    /* Idle query connections (see query_conn_take). */
+    pthread_mutex_t pool_lock;
+    query_conn *pool;
+    size_t npool;
+
     pthread_mutex_t wd_lock;
     pthread_cond_t wd_cond;
     query_watch *watches;
+    int64_t wd_next; /* when the watchdog wakes next; INT64_MAX: only when signalled */
     int wd_stop;
     int wd_started;
     pthread_t wd_thread;
@@ -253,28 +283,19 @@ static query_table *query_table_entry(tarn_query_engine *e, const char *db, cons
 
 /* ---- building views -------------------------------------------------------- */
 
-/* Reads the column names and types of one Parquet file (what its schema
- * version was written with). Runs on the ddl connection. */
-static int query_describe_file(tarn_query_engine *e, const char *abs_path, query_version *out, tarn_errbuf *eb)
+/* Runs describe (a DESCRIBE statement) on the ddl connection and appends
+ * the column names and types it reports to out. */
+static int query_describe(tarn_query_engine *e, const char *describe, const char *what, query_version *out,
+                          tarn_errbuf *eb)
 {
-    tarn_buf sql;
-    tarn_buf_init(&sql, 1 << 20);
-    int rc = tarn_buf_append_str(&sql, "DESCRIBE SELECT * FROM read_parquet(");
-    if (!rc) rc = tarn_sql_string(&sql, abs_path);
-    if (!rc) rc = tarn_buf_append_str(&sql, ", hive_partitioning=false)");
-    if (rc) {
-        tarn_buf_free(&sql);
-        return tarn_errbuf_set(eb, rc, "path too long");
-    }
+    int rc = TARN_OK;
     duckdb_result res;
-    if (duckdb_query(e->ddl, sql.data, &res) != DuckDBSuccess) {
+    if (duckdb_query(e->ddl, describe, &res) != DuckDBSuccess) {
         const char *m = duckdb_result_error(&res);
-        rc = tarn_errbuf_set(eb, TARN_EIO, "reading the schema of %s: %s", abs_path, m ? m : "?");
+        rc = tarn_errbuf_set(eb, TARN_EIO, "reading the schema of %s: %s", what, m ? m : "?");
         duckdb_destroy_result(&res);
-        tarn_buf_free(&sql);
         return rc;
     }
-    tarn_buf_free(&sql);
     duckdb_data_chunk chunk;
     while (!rc && (chunk = duckdb_fetch_chunk(res)) != NULL) {
         idx_t n = duckdb_data_chunk_get_size(chunk);
@@ -301,6 +322,40 @@ static int query_describe_file(tarn_query_engine *e, const char *abs_path, query
     duckdb_destroy_result(&res);
     if (rc) return tarn_errbuf_set(eb, rc, "out of memory");
     return TARN_OK;
+}
+
+/* Reads the column names and types of one Parquet file (what its schema
+ * version was written with). Runs on the ddl connection. */
+static int query_describe_file(tarn_query_engine *e, const char *abs_path, query_version *out, tarn_errbuf *eb)
+{
+    tarn_buf sql;
+    tarn_buf_init(&sql, 1 << 20);
+    int rc = tarn_buf_append_str(&sql, "DESCRIBE SELECT * FROM read_parquet(");
+    if (!rc) rc = tarn_sql_string(&sql, abs_path);
+    if (!rc) rc = tarn_buf_append_str(&sql, ", hive_partitioning=false)");
+    if (rc) rc = tarn_errbuf_set(eb, rc, "path too long");
+    if (!rc) rc = query_describe(e, sql.data, abs_path, out, eb);
+    tarn_buf_free(&sql);
+    return rc;
+}
+
+/* DuckDB's own text for each catalog column type of t (as DESCRIBE prints
+ * the types of a file: `STRUCT(a BIGINT, "select" VARCHAR)` where the
+ * catalog may say `STRUCT("a" BIGINT, "select" VARCHAR)`), into out->types.
+ * The types have passed tarn_sqlcheck_types. Runs on the ddl connection. */
+static int query_describe_types(tarn_query_engine *e, const tarn_table_info *t, query_version *out, tarn_errbuf *eb)
+{
+    tarn_buf sql;
+    tarn_buf_init(&sql, QUERY_MAX_VIEW_SQL);
+    int rc = tarn_buf_append_str(&sql, "DESCRIBE SELECT ");
+    for (size_t i = 0; i < t->ncolumns && !rc; i++)
+        rc = tarn_buf_printf(&sql, "%sCAST(NULL AS %s)", i ? ", " : "", t->columns[i].type);
+    if (rc) rc = tarn_errbuf_set(eb, rc, "column types too long");
+    if (!rc) rc = query_describe(e, sql.data, "the catalog types", out, eb);
+    if (!rc && out->ncols != t->ncolumns)
+        rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "DESCRIBE of %zu types gave %zu", t->ncolumns, out->ncols);
+    tarn_buf_free(&sql);
+    return rc;
 }
 
 static int query_type_is_nested(const char *type)
@@ -417,6 +472,26 @@ static int query_keys_have(const char *keys, const char *key)
     return 0;
 }
 
+/* Whether key is in the "k/k2" list, compared as DuckDB compares names. */
+static int query_keys_have_ci(const char *keys, const char *key)
+{
+    for (const char *p = keys; *p;) {
+        const char *end = strchr(p, '/');
+        size_t m = end ? (size_t)(end - p) : strlen(p);
+        size_t i = 0;
+        for (; i < m && key[i]; i++) {
+            unsigned char x = (unsigned char)p[i], y = (unsigned char)key[i];
+            if (x >= 'A' && x <= 'Z') x = (unsigned char)(x - 'A' + 'a');
+            if (y >= 'A' && y <= 'Z') y = (unsigned char)(y - 'A' + 'a');
+            if (x != y) break;
+        }
+        if (i == m && !key[i]) return 1;
+        p += m;
+        if (*p == '/') p++;
+    }
+    return 0;
+}
+
 /* Adds the keys of "k/k2" not yet in *all (NULL-terminated array). */
 static int query_keys_collect(const char *keys, const tarn_table_info *t, char ***all, size_t *n)
 {
@@ -448,8 +523,15 @@ static int query_keys_collect(const char *keys, const tarn_table_info *t, char *
     return TARN_OK;
 }
 
-/* The expression that reads catalog column col from files of version v. */
-static int query_column_expr(tarn_buf *sql, const tarn_column *col, const query_version *v)
+/* The expression that reads catalog column col from files of version v.
+ * duck_type is DuckDB's text for the column's catalog type; keys the
+ * partition keys of the branch. A column the files hold with exactly the
+ * catalog type is read bare, without a CAST: DuckDB pushes projections and
+ * filters through a column reference (reading only location.country of a
+ * STRUCT, using the row group statistics of a column) but not through a
+ * CAST, even one to the same type. */
+static int query_column_expr(tarn_buf *sql, const tarn_column *col, const char *duck_type, const query_version *v,
+                             const char *keys)
 {
     const char *file_type = NULL;
     const char *file_name = NULL;
@@ -460,6 +542,10 @@ static int query_column_expr(tarn_buf *sql, const tarn_column *col, const query_
     int rc;
     if (!file_name) {
         rc = tarn_buf_printf(sql, "CAST(NULL AS %s)", col->type);
+    } else if (duck_type && strcmp(file_type, duck_type) == 0 && !query_keys_have_ci(keys, file_name)) {
+        /* A partition key of the same name may stand for the file's column
+         * (hive_partitioning), with a type of its own: never bare. */
+        rc = tarn_sql_ident(sql, file_name);
     } else if (tarn_sqlcheck_ident_eq(col->type, "VARCHAR") && query_type_is_nested(file_type)) {
         rc = tarn_buf_append_str(sql, "CAST(to_json(");
         if (!rc) rc = tarn_sql_ident(sql, file_name);
@@ -515,8 +601,8 @@ static int query_version_types(tarn_query_engine *e, const tarn_table_info *t, i
 /* Builds the SELECT of a table's view into sql. *bytes gets the size of the
  * files it reads, *versions (malloc'd, owned by the caller) the schema
  * versions of its branches. Caller holds ddl_lock. */
-static int query_view_sql(tarn_query_engine *e, const tarn_table_info *t, tarn_buf *sql, int64_t *bytes,
-                          int64_t **versions, size_t *nversions, tarn_errbuf *eb)
+static int query_view_sql(tarn_query_engine *e, const tarn_table_info *t, char *const *duck_types, tarn_buf *sql,
+                          int64_t *bytes, int64_t **versions, size_t *nversions, tarn_errbuf *eb)
 {
     tarn_file *files = NULL;
     size_t nfiles = 0, nbr = 0, nkeys = 0;
@@ -561,7 +647,7 @@ static int query_view_sql(tarn_query_engine *e, const tarn_table_info *t, tarn_b
         rc = tarn_buf_append_str(sql, b ? " UNION ALL SELECT " : "SELECT ");
         for (size_t i = 0; i < t->ncolumns && !rc; i++) {
             if (i) rc = tarn_buf_append_str(sql, ", ");
-            if (!rc) rc = query_column_expr(sql, &t->columns[i], &v);
+            if (!rc) rc = query_column_expr(sql, &t->columns[i], duck_types[i], &v, br[b].keys);
         }
         for (size_t k = 0; k < nkeys && !rc; k++) {
             rc = tarn_buf_append_str(sql, query_keys_have(br[b].keys, keys[k]) ? ", " : ", NULL AS ");
@@ -574,7 +660,12 @@ static int query_view_sql(tarn_query_engine *e, const tarn_table_info *t, tarn_b
             if (!rc && f) rc = tarn_buf_append_char(sql, ',');
             if (!rc) rc = tarn_sql_string(sql, path.data);
         }
-        if (!rc) rc = tarn_buf_append_str(sql, "], hive_partitioning=true, union_by_name=true)");
+        /* union_by_name makes DuckDB read the schema of every file while
+         * binding (every query binds the view twice: prepare, then execute):
+         * with one file there is nothing to unify. */
+        if (!rc)
+            rc = tarn_buf_append_str(sql, br[b].nfiles > 1 ? "], hive_partitioning=true, union_by_name=true)"
+                                                           : "], hive_partitioning=true)");
     }
     if (rc == TARN_ETOOBIG) rc = tarn_errbuf_set(eb, rc, "view definition too large");
     if (rc == TARN_ENOMEM) rc = tarn_errbuf_set(eb, rc, "out of memory");
@@ -610,6 +701,7 @@ static int query_build_view(tarn_query_engine *e, const tarn_table_info *t, tarn
     tarn_buf_init(&sql, QUERY_MAX_VIEW_SQL);
     int64_t bytes = 0, *versions = NULL;
     size_t nversions = 0;
+    query_version duck = {0, 0, NULL, NULL}; /* DuckDB's text of the catalog types */
     int rc = tarn_buf_append_str(&sql, "CREATE SCHEMA IF NOT EXISTS ");
     if (!rc) rc = tarn_sql_ident(&sql, t->db);
     if (rc) goto done;
@@ -643,6 +735,7 @@ static int query_build_view(tarn_query_engine *e, const tarn_table_info *t, tarn
     rc = tarn_sqlcheck_types(e->ddl, types, t->ncolumns, eb);
     free(types);
     if (rc) goto done;
+    if ((rc = query_describe_types(e, t, &duck, eb))) goto done;
 
     rc = tarn_buf_append_str(&sql, "CREATE OR REPLACE VIEW ");
     if (!rc) rc = tarn_sql_ident(&sql, t->db);
@@ -650,7 +743,7 @@ static int query_build_view(tarn_query_engine *e, const tarn_table_info *t, tarn
     if (!rc) rc = tarn_sql_ident(&sql, t->name);
     if (!rc) rc = tarn_buf_append_str(&sql, " AS ");
     if (rc) goto done;
-    if ((rc = query_view_sql(e, t, &sql, &bytes, &versions, &nversions, eb))) goto done;
+    if ((rc = query_view_sql(e, t, duck.types, &sql, &bytes, &versions, &nversions, eb))) goto done;
     if ((rc = tarn_duck_exec(e->ddl, sql.data, TARN_ESQL, eb))) goto done;
 
     pthread_mutex_lock(&e->reg_lock);
@@ -667,6 +760,7 @@ static int query_build_view(tarn_query_engine *e, const tarn_table_info *t, tarn
 done:
     if (rc == TARN_ENOMEM) tarn_errbuf_set(eb, rc, "out of memory");
     free(versions);
+    query_version_free(&duck);
     tarn_buf_free(&sql);
     return rc;
 }
@@ -703,6 +797,7 @@ static void *query_watchdog_main(void *arg)
                 next = w->deadline_ms;
             }
         }
+        e->wd_next = next;
         if (next == INT64_MAX) {
             pthread_cond_wait(&e->wd_cond, &e->wd_lock);
         } else {
@@ -721,7 +816,12 @@ static void query_watch_add(tarn_query_engine *e, query_watch *w)
     w->next = e->watches;
     if (e->watches) e->watches->prev = w;
     e->watches = w;
-    pthread_cond_signal(&e->wd_cond);
+    /* The watchdog looks at every watch when it wakes: wake it early only if
+     * this deadline comes before its next wake-up (not once per query). */
+    if (w->deadline_ms < e->wd_next) {
+        e->wd_next = w->deadline_ms;
+        pthread_cond_signal(&e->wd_cond);
+    }
     pthread_mutex_unlock(&e->wd_lock);
 }
 
@@ -732,6 +832,84 @@ static void query_watch_remove(tarn_query_engine *e, query_watch *w)
     else e->watches = w->next;
     if (w->next) w->next->prev = w->prev;
     pthread_mutex_unlock(&e->wd_lock);
+}
+
+/* ---- query connections ------------------------------------------------------ */
+
+static void query_conn_free(query_conn *c)
+{
+    if (!c) return;
+    duckdb_destroy_prepare(&c->serializer);
+    if (c->conn) duckdb_disconnect(&c->conn);
+    free(c->db);
+    free(c);
+}
+
+/* A connection for one query: an idle one from the pool (one whose last USE
+ * was db if there is one), else a new one. Opening a connection and
+ * preparing the checker's statement on it cost about as much as the rest of
+ * the check, and USE as much again, so connections are reused. They carry no
+ * state a query could leave behind for the next: only checked SELECTs run
+ * on them (no SET, PRAGMA, ATTACH, temporary objects or transactions), the
+ * search path is set before every query (query_use), and a connection the
+ * watchdog interrupted is closed rather than reused. */
+static query_conn *query_conn_take(tarn_query_engine *e, const char *db)
+{
+    pthread_mutex_lock(&e->pool_lock);
+    query_conn **pick = NULL;
+    for (query_conn **p = &e->pool; *p && !pick; p = &(*p)->next)
+        if (db ? (*p)->db && strcmp((*p)->db, db) == 0 : !(*p)->db) pick = p;
+    if (!pick && e->pool) pick = &e->pool;
+    query_conn *c = NULL;
+    if (pick) {
+        c = *pick;
+        *pick = c->next;
+        c->next = NULL;
+        e->npool--;
+    }
+    pthread_mutex_unlock(&e->pool_lock);
+    if (c) return c;
+    if (!(c = calloc(1, sizeof *c))) return NULL;
+    if (duckdb_connect(e->db, &c->conn) != DuckDBSuccess) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Returns c to the pool, or closes it if it may not be reused. */
+static void query_conn_give(tarn_query_engine *e, query_conn *c, int reusable)
+{
+    if (!c) return;
+    if (reusable) {
+        pthread_mutex_lock(&e->pool_lock);
+        if (e->npool < QUERY_POOL_MAX) {
+            c->next = e->pool;
+            e->pool = c;
+            e->npool++;
+            c = NULL;
+        }
+        pthread_mutex_unlock(&e->pool_lock);
+    }
+    query_conn_free(c);
+}
+
+/* Makes db (NULL: none, DuckDB's memory.main) the connection's default
+ * schema, with USE unless it already is. */
+static int query_use(query_conn *c, const char *db, tarn_errbuf *eb)
+{
+    if (db ? c->db && strcmp(c->db, db) == 0 : !c->db) return TARN_OK;
+    tarn_buf use;
+    tarn_buf_init(&use, 1024);
+    int rc = tarn_buf_append_str(&use, "USE ");
+    if (!rc) rc = db ? tarn_sql_ident(&use, db) : tarn_buf_append_str(&use, "memory.main");
+    free(c->db);
+    c->db = NULL;
+    /* Until USE succeeds the search path is unknown: the caller closes c. */
+    if (!rc) rc = tarn_duck_exec(c->conn, use.data, TARN_ESQL, eb);
+    tarn_buf_free(&use);
+    if (!rc && db && !(c->db = query_strdup(db))) rc = tarn_errbuf_set(eb, TARN_ENOMEM, "out of memory");
+    return rc;
 }
 
 /* ---- open / close ----------------------------------------------------------- */
@@ -786,6 +964,8 @@ int tarn_query_engine_open(const tarn_query_opts *opts, tarn_catalog *cat, tarn_
     pthread_mutex_init(&e->ddl_lock, NULL);
     pthread_mutex_init(&e->reg_lock, NULL);
     pthread_mutex_init(&e->wd_lock, NULL);
+    pthread_mutex_init(&e->pool_lock, NULL);
+    e->wd_next = INT64_MAX;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -849,6 +1029,11 @@ void tarn_query_engine_close(tarn_query_engine *e)
         pthread_mutex_unlock(&e->wd_lock);
         pthread_join(e->wd_thread, NULL);
     }
+    while (e->pool) {
+        query_conn *c = e->pool;
+        e->pool = c->next;
+        query_conn_free(c);
+    }
     if (e->ddl) duckdb_disconnect(&e->ddl);
     if (e->db) duckdb_close(&e->db);
     for (size_t i = 0; i < e->ntables; i++) query_table_free(&e->tables[i]);
@@ -861,6 +1046,7 @@ void tarn_query_engine_close(tarn_query_engine *e)
     pthread_mutex_destroy(&e->ddl_lock);
     pthread_mutex_destroy(&e->reg_lock);
     pthread_mutex_destroy(&e->wd_lock);
+    pthread_mutex_destroy(&e->pool_lock);
     pthread_cond_destroy(&e->wd_cond);
     free(e);
 }
@@ -1746,36 +1932,31 @@ int tarn_query_run(tarn_query_engine *e, const char *sql, const char *default_db
         if (!known) return tarn_errbuf_set(eb, TARN_ENOTFOUND, "database '%s' not found", default_db);
     }
 
-    duckdb_connection conn = NULL;
-    if (duckdb_connect(e->db, &conn) != DuckDBSuccess)
-        return tarn_errbuf_set(eb, TARN_EINTERNAL, "duckdb connect failed");
+    query_conn *qc = query_conn_take(e, default_db);
+    if (!qc) return tarn_errbuf_set(eb, TARN_EINTERNAL, "duckdb connect failed");
+    duckdb_connection conn = qc->conn;
     query_refs refs = {e, NULL, 0, 0, 0};
     query_watch w;
     memset(&w, 0, sizeof w);
     w.conn = conn;
     w.deadline_ms = t0 + e->timeout_ms;
     atomic_init(&w.fired, 0);
-    int watching = 0, have_res = 0;
+    int watching = 0, have_res = 0, reusable = 1;
     duckdb_prepared_statement ps = NULL;
     duckdb_result res;
 
     /* The whole check happens before DuckDB prepares the user's text:
      * preparing binds, and binding already opens the files a table
      * function or a path names. */
-    int rc = tarn_sqlcheck_statement(conn, sql, default_db, query_resolve, &refs, eb);
+    int rc = tarn_sqlcheck_statement_cached(conn, &qc->serializer, sql, default_db, query_resolve, &refs, eb);
     if (!rc && refs.oom) rc = tarn_errbuf_set(eb, TARN_ENOMEM, "out of memory");
     if (rc) goto done;
 
     query_watch_add(e, &w);
     watching = 1;
-    if (default_db) {
-        tarn_buf use;
-        tarn_buf_init(&use, 1024);
-        rc = tarn_buf_append_str(&use, "USE ");
-        if (!rc) rc = tarn_sql_ident(&use, default_db);
-        if (!rc) rc = tarn_duck_exec(conn, use.data, TARN_ESQL, eb);
-        tarn_buf_free(&use);
-        if (rc) goto done;
+    if ((rc = query_use(qc, default_db, eb))) {
+        reusable = 0;
+        goto done;
     }
     if (duckdb_prepare(conn, sql, &ps) != DuckDBSuccess) {
         const char *m = duckdb_prepare_error(ps);
@@ -1800,7 +1981,10 @@ done:
     if (have_res) duckdb_destroy_result(&res);
     duckdb_destroy_prepare(&ps);
     if (watching) query_watch_remove(e, &w);
-    duckdb_disconnect(&conn);
+    /* An interrupt may still be pending on a connection the watchdog fired
+     * on: never hand it to another query. */
+    if (atomic_load(&w.fired)) reusable = 0;
+    query_conn_give(e, qc, reusable);
     query_refs_free(&refs);
     if (rc) {
         /* Leave out as it was: no half result. */

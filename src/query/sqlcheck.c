@@ -88,17 +88,20 @@ int tarn_sqlcheck_reserved_db(const char *name)
 /* Parses text with DuckDB (no binding: no catalog lookup, no file opened)
  * and returns the AST as a jansson tree owned by the caller. The text is a
  * bound parameter, never spliced into SQL. */
-static int sqlcheck_serialize(duckdb_connection conn, const char *text, json_t **out, tarn_errbuf *eb)
+static int sqlcheck_serialize(duckdb_connection conn, duckdb_prepared_statement *cache, const char *text,
+                              json_t **out, tarn_errbuf *eb)
 {
-    duckdb_prepared_statement ps = NULL;
+    duckdb_prepared_statement ps = cache ? *cache : NULL;
     duckdb_result res;
     duckdb_data_chunk chunk = NULL;
     int have_res = 0, rc = TARN_OK;
     *out = NULL;
-    if (duckdb_prepare(conn, "SELECT json_serialize_sql($1::VARCHAR)", &ps) != DuckDBSuccess) {
+    if (!ps && duckdb_prepare(conn, "SELECT json_serialize_sql($1::VARCHAR)", &ps) != DuckDBSuccess) {
         rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "json_serialize_sql: %s", duckdb_prepare_error(ps));
+        duckdb_destroy_prepare(&ps);
         goto done;
     }
+    if (cache) *cache = ps;
     if (duckdb_bind_varchar(ps, 1, text) != DuckDBSuccess) {
         rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "json_serialize_sql: cannot bind the statement text");
         goto done;
@@ -131,7 +134,7 @@ static int sqlcheck_serialize(duckdb_connection conn, const char *text, json_t *
 done:
     if (chunk) duckdb_destroy_data_chunk(&chunk);
     if (have_res) duckdb_destroy_result(&res);
-    duckdb_destroy_prepare(&ps);
+    if (!cache) duckdb_destroy_prepare(&ps);
     return rc;
 }
 
@@ -349,6 +352,13 @@ static int sqlcheck_walk(sqlcheck_ctx *c, json_t *v, const sqlcheck_scope *sc)
 int tarn_sqlcheck_statement(duckdb_connection conn, const char *sql, const char *default_db,
                             tarn_sqlcheck_resolve_fn resolve, void *ctx, tarn_errbuf *eb)
 {
+    return tarn_sqlcheck_statement_cached(conn, NULL, sql, default_db, resolve, ctx, eb);
+}
+
+int tarn_sqlcheck_statement_cached(duckdb_connection conn, duckdb_prepared_statement *serializer, const char *sql,
+                                   const char *default_db, tarn_sqlcheck_resolve_fn resolve, void *ctx,
+                                   tarn_errbuf *eb)
+{
     /* One statement exactly: a second one would run unchecked by anything
      * that looks only at the first. */
     duckdb_extracted_statements ex = NULL;
@@ -364,7 +374,7 @@ int tarn_sqlcheck_statement(duckdb_connection conn, const char *sql, const char 
     if (rc) return rc;
 
     json_t *root = NULL;
-    if ((rc = sqlcheck_serialize(conn, sql, &root, eb))) return rc;
+    if ((rc = sqlcheck_serialize(conn, serializer, sql, &root, eb))) return rc;
     if (json_is_true(json_object_get(root, "error"))) {
         rc = sqlcheck_parse_error(root, eb);
     } else {
@@ -407,7 +417,7 @@ int tarn_sqlcheck_types(duckdb_connection conn, const char *const *types, size_t
         return tarn_errbuf_set(eb, rc, "column types too long");
     }
     json_t *root = NULL;
-    rc = sqlcheck_serialize(conn, sql.data, &root, eb);
+    rc = sqlcheck_serialize(conn, NULL, sql.data, &root, eb);
     tarn_buf_free(&sql);
     if (rc) return rc;
 

@@ -36,6 +36,15 @@ typedef int (*tarn_sqlcheck_resolve_fn)(void *ctx, const char *db, const char *t
 int tarn_sqlcheck_statement(duckdb_connection conn, const char *sql, const char *default_db,
                             tarn_sqlcheck_resolve_fn resolve, void *ctx, tarn_errbuf *eb);
 
+/* The same, reusing the statement that runs json_serialize_sql on conn:
+ * *serializer is NULL the first time, is prepared on conn then and kept for
+ * the next checks on that connection; the caller destroys it (with
+ * duckdb_destroy_prepare) before disconnecting. Preparing it costs about as
+ * much as the rest of a check. Like the connection, one thread at a time. */
+int tarn_sqlcheck_statement_cached(duckdb_connection conn, duckdb_prepared_statement *serializer, const char *sql,
+                                   const char *default_db, tarn_sqlcheck_resolve_fn resolve, void *ctx,
+                                   tarn_errbuf *eb);
+
 /* Checks that each of the n texts is a type and nothing else, so it can be
  * pasted into `CAST(x AS <type>)`: catalog types come from record field
  * names and must not be able to smuggle SQL into the engine's DDL.

@@ -296,6 +296,20 @@ TEST(default_database)
     EXPECT_CODE("SELECT 1", "nope", TARN_ENOTFOUND, "database 'nope' not found");
 }
 
+/* Connections are reused between queries: the default database of one must
+ * not leak into the next. */
+TEST(reused_connections_keep_no_default_database)
+{
+    for (int i = 0; i < 3; i++) {
+        EXPECT_ROWS("SELECT current_schema()", "db", "[[\"db\"]]");
+        EXPECT_ROWS("SELECT current_schema()", NULL, "[[\"main\"]]");
+        EXPECT_ROWS("SELECT current_schema()", "other", "[[\"other\"]]");
+        EXPECT_CODE("SELECT count(*) FROM users", NULL, TARN_ENOTFOUND, "table 'users' not found");
+        EXPECT_ROWS("SELECT count(*) FROM users", "db", "[[4]]");
+        EXPECT_CODE("SELECT count(*) FROM users", "other", TARN_ENOTFOUND, "table 'users' not found");
+    }
+}
+
 TEST(csv_format)
 {
     char *out = NULL;
@@ -777,6 +791,7 @@ int main(void)
     RUN(values_every_common_type);
     RUN(struct_field_group_by);
     RUN(default_database);
+    RUN(reused_connections_keep_no_default_database);
     RUN(csv_format);
     RUN(empty_table_has_typed_columns);
     RUN(schema_widening_across_files);
