@@ -2,6 +2,7 @@
 #include "delivery/stage.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libdeflate.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,8 @@
 #define STAGE_FILE_BUFFER (1u << 20)
 
 typedef struct stage_file {
-    FILE *f;
+    int fd;
+    tarn_buf out;     /* bytes waiting for write(2): stdio would lock per call */
     tarn_buf pending; /* raw: bytes waiting to become the next gzip member */
 } stage_file;
 
@@ -38,13 +40,40 @@ typedef struct stage_ctx {
 
 static int stage_errno(int e) { return e == ENOSPC || e == EDQUOT ? TARN_ENOSPC : TARN_EIO; }
 
-static int stage_write(stage_ctx *c, size_t part, const void *p, size_t n)
+/* write(2) all of p, or an error naming the staged file. */
+static int stage_write_all(stage_ctx *c, size_t part, const char *p, size_t n)
 {
-    if (n && fwrite(p, 1, n, c->files[part].f) != n) {
-        int e = errno;
-        return tarn_errbuf_set(c->eb, stage_errno(e), "writing %s: %s", c->res->parts[part].path, strerror(e));
+    while (n) {
+        ssize_t w = write(c->files[part].fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) {
+            int e = errno;
+            return tarn_errbuf_set(c->eb, stage_errno(e), "writing %s: %s", c->res->parts[part].path, strerror(e));
+        }
+        p += w;
+        n -= (size_t)w;
     }
     return TARN_OK;
+}
+
+static int stage_drain(stage_ctx *c, size_t part)
+{
+    stage_file *f = &c->files[part];
+    int rc = stage_write_all(c, part, f->out.data, f->out.len);
+    tarn_buf_reset(&f->out);
+    return rc;
+}
+
+static int stage_write(stage_ctx *c, size_t part, const void *p, size_t n)
+{
+    stage_file *f = &c->files[part];
+    if (f->out.len + n > STAGE_FILE_BUFFER) {
+        int rc = stage_drain(c, part);
+        if (rc) return rc;
+    }
+    /* A record larger than the buffer goes straight through. */
+    if (n > STAGE_FILE_BUFFER) return stage_write_all(c, part, p, n);
+    return tarn_buf_append(&f->out, p, n);
 }
 
 /* Compresses the pending bytes of a raw file into one gzip member. */
@@ -84,16 +113,17 @@ static int stage_part(stage_ctx *c, const char *date, size_t *out)
     stage_file *f = &c->files[r->nparts];
     memset(p, 0, sizeof *p);
     memset(f, 0, sizeof *f);
+    f->fd = -1;
     memcpy(p->date, date, 11);
     snprintf(p->path, sizeof p->path, "%s/%s.%s", c->dir, date, c->kind == TARN_STAGE_RAW ? "json.gz" : "ndjson");
     tarn_buf_init(&f->pending, STAGE_GZIP_MEMBER * 2 + (64u << 20));
-    f->f = fopen(p->path, "wb");
-    if (!f->f) {
+    tarn_buf_init(&f->out, STAGE_FILE_BUFFER);
+    *out = r->nparts++; /* counted now, so that a failure below is cleaned up */
+    f->fd = open(p->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (f->fd < 0) {
         int e = errno;
         return tarn_errbuf_set(c->eb, stage_errno(e), "creating %s: %s", p->path, strerror(e));
     }
-    setvbuf(f->f, NULL, _IOFBF, STAGE_FILE_BUFFER);
-    *out = r->nparts++;
     return TARN_OK;
 }
 
@@ -181,17 +211,13 @@ static int stage_close_files(stage_ctx *c, int ok)
     for (size_t i = 0; i < c->res->nparts; i++) {
         stage_file *f = &c->files[i];
         if (ok && !rc && c->kind == TARN_STAGE_RAW) rc = stage_gzip_flush(c, i);
-        if (f->f) {
-            if (fflush(f->f) != 0 && ok && !rc) {
-                int e = errno;
-                rc = tarn_errbuf_set(c->eb, stage_errno(e), "writing %s: %s", c->res->parts[i].path, strerror(e));
-            }
-            if (ok && !rc && fsync(fileno(f->f)) != 0) {
-                int e = errno;
-                rc = tarn_errbuf_set(c->eb, stage_errno(e), "fsync %s: %s", c->res->parts[i].path, strerror(e));
-            }
-            fclose(f->f);
+        if (ok && !rc && f->fd >= 0) rc = stage_drain(c, i);
+        if (ok && !rc && f->fd >= 0 && fsync(f->fd) != 0) {
+            int e = errno;
+            rc = tarn_errbuf_set(c->eb, stage_errno(e), "fsync %s: %s", c->res->parts[i].path, strerror(e));
         }
+        if (f->fd >= 0) close(f->fd);
+        tarn_buf_free(&f->out);
         tarn_buf_free(&f->pending);
     }
     free(c->files);
