@@ -1,20 +1,24 @@
 /* Unit tests for configuration loading (src/config/config.c). */
 #include "config/config.h"
 
+#include "common/util.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "test.h"
 
+/* One directory for every file the tests write, removed at the end. */
+static char *yaml_dir;
+
 static char *write_yaml(const char *text)
 {
-    char *dir = test_tmpdir("config");
     static char path[512];
-    snprintf(path, sizeof path, "%s/tarn.yaml", dir);
+    if (!yaml_dir) yaml_dir = test_tmpdir("config");
+    snprintf(path, sizeof path, "%s/tarn.yaml", yaml_dir);
     FILE *f = fopen(path, "w");
     fputs(text, f);
     fclose(f);
-    free(dir);
     return path;
 }
 
@@ -114,5 +118,9 @@ int main(void)
     RUN(file_overrides_defaults);
     RUN(bad_files_name_the_line_and_key);
     RUN(empty_file_keeps_defaults);
+    if (yaml_dir) {
+        tarn_rm_rf(yaml_dir);
+        free(yaml_dir);
+    }
     return test_main_end();
 }
