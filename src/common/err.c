@@ -1,6 +1,7 @@
 /* err.c - the table behind err.h. */
 #include "err.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -29,6 +30,8 @@ static const struct err_row *err_find(int code)
 const char *tarn_err_name(int code) { return err_find(code)->name; }
 const char *tarn_err_message(int code) { return err_find(code)->msg; }
 int tarn_err_http_status(int code) { return err_find(code)->http; }
+
+int tarn_err_from_write_errno(int e) { return e == ENOSPC || e == EDQUOT ? TARN_ENOSPC : TARN_EIO; }
 
 int tarn_errbuf_set(tarn_errbuf *eb, int code, const char *fmt, ...)
 {

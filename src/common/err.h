@@ -47,6 +47,10 @@ const char *tarn_err_name(int code);
 const char *tarn_err_message(int code);
 int tarn_err_http_status(int code);
 
+/* The code of a failed write, sync or create: TARN_ENOSPC when the disk or
+ * the quota is full (ENOSPC, EDQUOT), TARN_EIO otherwise. */
+int tarn_err_from_write_errno(int e);
+
 /* Caller-owned detail buffer. Functions that fail write one line here.
  * tarn_errbuf_set overwrites; a NULL errbuf is accepted and ignored. */
 typedef struct tarn_errbuf {

@@ -17,10 +17,9 @@
 static int errno_code(int e)
 {
     switch (e) {
-    case ENOSPC: case EDQUOT: return TARN_ENOSPC;
     case ENOENT: return TARN_ENOTFOUND;
     case ENOMEM: return TARN_ENOMEM;
-    default: return TARN_EIO;
+    default: return tarn_err_from_write_errno(e);
     }
 }
 

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -629,6 +630,18 @@ static int delivery_recover(tarn_delivery *d, tarn_errbuf *eb)
 
 /* ----------------------------------------------------------------- worker */
 
+/* The absolute time ms from now, for pthread_cond_timedwait (whose
+ * condition variables here use the default, realtime clock). */
+static struct timespec delivery_deadline(int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    ts.tv_sec += (time_t)(ms / 1000) + ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    return ts;
+}
+
 /* Picks a table that is due for delivery, or NULL. Called with d->mu. */
 static tarn_table *worker_pick_locked(tarn_delivery *d, int64_t now, int64_t *from, int64_t *upto, int64_t *bytes)
 {
@@ -700,13 +713,7 @@ static void *worker_main(void *arg)
             pthread_mutex_lock(&d->mu);
             continue;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 50 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = delivery_deadline(50);
         pthread_cond_timedwait(&d->work, &d->mu, &ts);
     }
     pthread_mutex_unlock(&d->mu);
@@ -735,12 +742,7 @@ int tarn_delivery_flush(tarn_delivery *d, tarn_table *t, int64_t timeout_ms, int
             rc = tarn_errbuf_set(eb, TARN_ETIMEOUT, "flush of %s.%s timed out", t->db, t->name);
             break;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t wait = left < 100 ? left : 100;
-        ts.tv_nsec += wait * 1000000L;
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
+        struct timespec ts = delivery_deadline(left < 100 ? left : 100);
         pthread_cond_timedwait(&d->done, &d->mu, &ts);
     }
     if (delivered_seq) *delivered_seq = t->delivered_seq;

@@ -38,8 +38,6 @@ typedef struct stage_ctx {
     tarn_errbuf *eb;
 } stage_ctx;
 
-static int stage_errno(int e) { return e == ENOSPC || e == EDQUOT ? TARN_ENOSPC : TARN_EIO; }
-
 /* write(2) all of p, or an error naming the staged file. */
 static int stage_write_all(stage_ctx *c, size_t part, const char *p, size_t n)
 {
@@ -48,7 +46,7 @@ static int stage_write_all(stage_ctx *c, size_t part, const char *p, size_t n)
         if (w < 0 && errno == EINTR) continue;
         if (w < 0) {
             int e = errno;
-            return tarn_errbuf_set(c->eb, stage_errno(e), "writing %s: %s", c->res->parts[part].path, strerror(e));
+            return tarn_errbuf_set(c->eb, tarn_err_from_write_errno(e), "writing %s: %s", c->res->parts[part].path, strerror(e));
         }
         p += w;
         n -= (size_t)w;
@@ -122,7 +120,7 @@ static int stage_part(stage_ctx *c, const char *date, size_t *out)
     f->fd = open(p->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (f->fd < 0) {
         int e = errno;
-        return tarn_errbuf_set(c->eb, stage_errno(e), "creating %s: %s", p->path, strerror(e));
+        return tarn_errbuf_set(c->eb, tarn_err_from_write_errno(e), "creating %s: %s", p->path, strerror(e));
     }
     return TARN_OK;
 }
@@ -214,7 +212,7 @@ static int stage_close_files(stage_ctx *c, int ok)
         if (ok && !rc && f->fd >= 0) rc = stage_drain(c, i);
         if (ok && !rc && f->fd >= 0 && fsync(f->fd) != 0) {
             int e = errno;
-            rc = tarn_errbuf_set(c->eb, stage_errno(e), "fsync %s: %s", c->res->parts[i].path, strerror(e));
+            rc = tarn_errbuf_set(c->eb, tarn_err_from_write_errno(e), "fsync %s: %s", c->res->parts[i].path, strerror(e));
         }
         if (f->fd >= 0) close(f->fd);
         tarn_buf_free(&f->out);

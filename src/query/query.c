@@ -169,21 +169,6 @@ struct tarn_query_engine {
 
 /* ---- small helpers -------------------------------------------------------- */
 
-static int64_t query_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static char *query_strdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p) memcpy(p, s, n);
-    return p;
-}
-
 static int query_valid(duckdb_vector v, idx_t row)
 {
     uint64_t *validity = duckdb_vector_get_validity(v);
@@ -252,7 +237,7 @@ static int query_add_db(tarn_query_engine *e, const char *db)
         e->dbs = p;
         e->cap_dbs = cap;
     }
-    if (!(e->dbs[e->ndbs] = query_strdup(db))) return TARN_ENOMEM;
+    if (!(e->dbs[e->ndbs] = strdup(db))) return TARN_ENOMEM;
     e->ndbs++;
     return TARN_OK;
 }
@@ -271,8 +256,8 @@ static query_table *query_table_entry(tarn_query_engine *e, const char *db, cons
     }
     t = &e->tables[e->ntables];
     memset(t, 0, sizeof *t);
-    t->db = query_strdup(db);
-    t->name = query_strdup(name);
+    t->db = strdup(db);
+    t->name = strdup(name);
     if (!t->db || !t->name) {
         query_table_free(t);
         return NULL;
@@ -438,7 +423,7 @@ static int query_group_files(const tarn_file *files, size_t nfiles, query_branch
             br = p;
             memset(&br[nbr], 0, sizeof br[nbr]);
             br[nbr].version = files[i].schema_version;
-            br[nbr].keys = query_strdup(keys.data);
+            br[nbr].keys = strdup(keys.data);
             br[nbr].files = malloc(nfiles * sizeof(size_t));
             nbr++;
             if (!br[j].keys || !br[j].files) {
@@ -785,7 +770,7 @@ static void *query_watchdog_main(void *arg)
     tarn_query_engine *e = arg;
     pthread_mutex_lock(&e->wd_lock);
     while (!e->wd_stop) {
-        int64_t now = query_now_ms(), next = INT64_MAX;
+        int64_t now = tarn_mono_ms(), next = INT64_MAX;
         for (query_watch *w = e->watches; w; w = w->next) {
             if (w->deadline_ms <= now) {
                 /* Under wd_lock: the query cannot unregister and
@@ -908,7 +893,7 @@ static int query_use(query_conn *c, const char *db, tarn_errbuf *eb)
     /* Until USE succeeds the search path is unknown: the caller closes c. */
     if (!rc) rc = tarn_duck_exec(c->conn, use.data, TARN_ESQL, eb);
     tarn_buf_free(&use);
-    if (!rc && db && !(c->db = query_strdup(db))) rc = tarn_errbuf_set(eb, TARN_ENOMEM, "out of memory");
+    if (!rc && db && !(c->db = strdup(db))) rc = tarn_errbuf_set(eb, TARN_ENOMEM, "out of memory");
     return rc;
 }
 
@@ -977,7 +962,7 @@ int tarn_query_engine_open(const tarn_query_opts *opts, tarn_catalog *cat, tarn_
     /* DuckDB checks allowed_directories against resolved paths: use the
      * real path of the lake for both the allowance and the view paths. */
     char real[PATH_MAX];
-    e->lake_dir = query_strdup(realpath(opts->lake_dir, real) ? real : opts->lake_dir);
+    e->lake_dir = strdup(realpath(opts->lake_dir, real) ? real : opts->lake_dir);
     if (!e->lake_dir) {
         rc = tarn_errbuf_set(eb, TARN_ENOMEM, "out of memory");
         goto fail;
@@ -1764,7 +1749,7 @@ static int query_resolve(void *ctx, const char *db, const char *table)
     for (size_t i = 0; i < refs->n; i++)
         if (tarn_sqlcheck_ident_eq(refs->names[i], key)) return 1;
     char **p = realloc(refs->names, (refs->n + 1) * sizeof *p);
-    char *k = p ? query_strdup(key) : NULL;
+    char *k = p ? strdup(key) : NULL;
     if (p) refs->names = p;
     if (!k) {
         refs->oom = 1;
@@ -1892,7 +1877,7 @@ static int query_encode(tarn_query_engine *e, duckdb_result *res, query_watch *w
         const char *m = duckdb_result_error(res);
         if (m) rc = atomic_load(&w->fired) ? query_timeout_error(e, eb) : tarn_errbuf_set(eb, TARN_ESQL, "%s", m);
     }
-    int64_t elapsed = query_now_ms() - t0;
+    int64_t elapsed = tarn_mono_ms() - t0;
     if (!rc && fmt == TARN_QUERY_JSON) {
         rc = tarn_buf_printf(out, "],\"row_count\":%lld,\"truncated\":%s,\"bytes_scanned\":%lld,\"elapsed_ms\":%lld}",
                              (long long)rows, truncated ? "true" : "false", (long long)bytes_scanned,
@@ -1918,7 +1903,7 @@ done:
 int tarn_query_run(tarn_query_engine *e, const char *sql, const char *default_db, enum tarn_query_format fmt,
                    tarn_buf *out, tarn_query_stats *stats, tarn_errbuf *eb)
 {
-    int64_t t0 = query_now_ms();
+    int64_t t0 = tarn_mono_ms();
     size_t start = out->len;
     if (!sql) return tarn_errbuf_set(eb, TARN_EINVAL, "no SQL given");
     size_t len = strlen(sql);

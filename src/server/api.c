@@ -69,21 +69,16 @@ enum MHD_Result api_flush(tarn_server *s, struct MHD_Connection *conn, const cha
  * say that it was truncated. */
 static enum MHD_Result api_reply_query(struct MHD_Connection *conn, int csv, tarn_buf *body, const tarn_query_stats *st)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(body->len, body->data ? body->data : (void *)"", MHD_RESPMEM_MUST_COPY);
-    if (!resp) return MHD_NO;
-    char v[32];
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, csv ? "text/csv; charset=utf-8" : "application/json");
-    snprintf(v, sizeof v, "%lld", (long long)st->row_count);
-    MHD_add_response_header(resp, "X-Tarn-Row-Count", v);
-    MHD_add_response_header(resp, "X-Tarn-Truncated", st->truncated ? "true" : "false");
-    snprintf(v, sizeof v, "%lld", (long long)st->bytes_scanned);
-    MHD_add_response_header(resp, "X-Tarn-Bytes-Scanned", v);
-    snprintf(v, sizeof v, "%lld", (long long)st->elapsed_ms);
-    MHD_add_response_header(resp, "X-Tarn-Elapsed-Ms", v);
-    enum MHD_Result r = MHD_queue_response(conn, MHD_HTTP_OK, resp);
-    MHD_destroy_response(resp);
-    return r;
+    char rows[24], bytes[24], ms[24];
+    snprintf(rows, sizeof rows, "%lld", (long long)st->row_count);
+    snprintf(bytes, sizeof bytes, "%lld", (long long)st->bytes_scanned);
+    snprintf(ms, sizeof ms, "%lld", (long long)st->elapsed_ms);
+    const http_header figures[] = {{"X-Tarn-Row-Count", rows},
+                                   {"X-Tarn-Truncated", st->truncated ? "true" : "false"},
+                                   {"X-Tarn-Bytes-Scanned", bytes},
+                                   {"X-Tarn-Elapsed-Ms", ms}};
+    return http_reply_headers(conn, MHD_HTTP_OK, csv ? "text/csv; charset=utf-8" : "application/json", body, figures,
+                              sizeof figures / sizeof figures[0]);
 }
 
 enum MHD_Result api_query(tarn_server *s, struct MHD_Connection *conn, http_request *req)

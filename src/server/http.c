@@ -19,20 +19,28 @@
 
 #define LOG "http"
 
-enum MHD_Result http_reply(struct MHD_Connection *conn, unsigned status, const char *content_type, tarn_buf *body)
+enum MHD_Result http_reply_headers(struct MHD_Connection *conn, unsigned status, const char *content_type,
+                                   const tarn_buf *body, const http_header *extra, size_t nextra)
 {
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(body->len, body->data ? body->data : (void *)"", MHD_RESPMEM_MUST_COPY);
     if (!resp) return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
+    for (size_t i = 0; i < nextra; i++) MHD_add_response_header(resp, extra[i].name, extra[i].value);
     enum MHD_Result r = MHD_queue_response(conn, status, resp);
     MHD_destroy_response(resp);
     return r;
 }
 
+enum MHD_Result http_reply(struct MHD_Connection *conn, unsigned status, const char *content_type, tarn_buf *body)
+{
+    return http_reply_headers(conn, status, content_type, body, NULL, 0);
+}
+
 static enum MHD_Result http_error_body(struct MHD_Connection *conn, unsigned status, int code, const char *msg,
-                                       int with_pos, size_t index, size_t offset)
+                                       int with_pos, size_t index, size_t offset, const http_header *extra,
+                                       size_t nextra)
 {
     tarn_buf b;
     tarn_buf_init(&b, 1 << 16);
@@ -46,25 +54,25 @@ static enum MHD_Result http_error_body(struct MHD_Connection *conn, unsigned sta
     tarn_buf_append_str(&b, "}}");
     if (!status) status = (unsigned)tarn_err_http_status(code);
     if (status >= 500) tarn_log_error(LOG, "%u %s: %s", status, name, msg);
-    enum MHD_Result r = http_reply(conn, status, "application/json", &b);
+    enum MHD_Result r = http_reply_headers(conn, status, "application/json", &b, extra, nextra);
     tarn_buf_free(&b);
     return r;
 }
 
 enum MHD_Result http_reply_error(struct MHD_Connection *conn, int code, const char *msg)
 {
-    return http_error_body(conn, 0, code, msg, 0, 0, 0);
+    return http_error_body(conn, 0, code, msg, 0, 0, 0, NULL, 0);
 }
 
 enum MHD_Result http_reply_error_status(struct MHD_Connection *conn, unsigned status, int code, const char *msg)
 {
-    return http_error_body(conn, status, code, msg, 0, 0, 0);
+    return http_error_body(conn, status, code, msg, 0, 0, 0, NULL, 0);
 }
 
 enum MHD_Result http_reply_record_error(struct MHD_Connection *conn, int code, const char *msg, size_t index,
                                         size_t offset)
 {
-    return http_error_body(conn, 0, code, msg, 1, index, offset);
+    return http_error_body(conn, 0, code, msg, 1, index, offset, NULL, 0);
 }
 
 static int http_token_ok(tarn_server *s, struct MHD_Connection *conn)
@@ -226,19 +234,8 @@ static void http_release(tarn_server *s, http_request *req)
 /* 503 with Retry-After: the request was fine, the server is full. */
 enum MHD_Result http_reply_busy(struct MHD_Connection *conn, const char *msg)
 {
-    tarn_buf b;
-    tarn_buf_init(&b, 4096);
-    tarn_buf_append_str(&b, "{\"error\":{\"code\":\"TARN_EUNAVAILABLE\",\"message\":");
-    tarn_buf_append_json_str(&b, msg, strlen(msg));
-    tarn_buf_append_str(&b, "}}");
-    struct MHD_Response *resp = MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_COPY);
-    tarn_buf_free(&b);
-    if (!resp) return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-    enum MHD_Result r = MHD_queue_response(conn, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
-    MHD_destroy_response(resp);
-    return r;
+    static const http_header retry = {MHD_HTTP_HEADER_RETRY_AFTER, "1"};
+    return http_error_body(conn, MHD_HTTP_SERVICE_UNAVAILABLE, TARN_EUNAVAILABLE, msg, 0, 0, 0, &retry, 1);
 }
 
 enum MHD_Result tarn_http_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,

@@ -46,6 +46,12 @@ void tarn_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 size_t tarn_http_unescape(void *cls, struct MHD_Connection *conn, char *uri);
 
 /* Replies (http.c). The error body is {"error":{"code","message"[,"index","offset"]}}. */
+typedef struct http_header {
+    const char *name, *value;
+} http_header;
+/* body with Content-Type, Cache-Control: no-store and nextra more headers. */
+enum MHD_Result http_reply_headers(struct MHD_Connection *conn, unsigned status, const char *content_type,
+                                   const tarn_buf *body, const http_header *extra, size_t nextra);
 enum MHD_Result http_reply(struct MHD_Connection *conn, unsigned status, const char *content_type, tarn_buf *body);
 enum MHD_Result http_reply_error(struct MHD_Connection *conn, int code, const char *msg);
 /* The same with an explicit status instead of the code's own. */

@@ -298,7 +298,6 @@ static int64_t stream_seg_parse_name(const char *name)
     return v > (uint64_t)INT64_MAX ? 0 : (int64_t)v;
 }
 
-static int stream_errno_code(int e) { return (e == ENOSPC || e == EDQUOT) ? TARN_ENOSPC : TARN_EIO; }
 
 /* ---- read buffer ---- */
 
@@ -436,7 +435,7 @@ static int stream_seg_create(tarn_stream *s, int64_t base, stream_seg **out, tar
     int fd = openat(s->dirfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         e = errno;
-        return tarn_errbuf_set(eb, stream_errno_code(e), "create %s/%s: %s", s->dir, name, strerror(e));
+        return tarn_errbuf_set(eb, tarn_err_from_write_errno(e), "create %s/%s: %s", s->dir, name, strerror(e));
     }
     size_t done = 0;
     while (done < sizeof h) {
@@ -444,7 +443,7 @@ static int stream_seg_create(tarn_stream *s, int64_t base, stream_seg **out, tar
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) {
             e = w < 0 ? errno : EIO;
-            rc = tarn_errbuf_set(eb, stream_errno_code(e), "write header of %s/%s: %s", s->dir, name, strerror(e));
+            rc = tarn_errbuf_set(eb, tarn_err_from_write_errno(e), "write header of %s/%s: %s", s->dir, name, strerror(e));
             goto remove_file;
         }
         done += (size_t)w;
@@ -669,7 +668,7 @@ static int stream_cut(tarn_stream *s, const int64_t *bases, size_t n, size_t i, 
 
 io_error:
     e = errno ? errno : EIO;
-    rc = tarn_errbuf_set(eb, stream_errno_code(e), "recovering %s/%s: %s", s->dir, name, strerror(e));
+    rc = tarn_errbuf_set(eb, tarn_err_from_write_errno(e), "recovering %s/%s: %s", s->dir, name, strerror(e));
 close_fd:
     if (fd >= 0) close(fd);
     return rc;
