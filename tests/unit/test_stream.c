@@ -469,12 +469,20 @@ TEST(torn_tail_truncated_at_last_valid_frame)
     CHECK_EQ_INT(first, 1);
     tarn_stream_close(s);
 
-    /* Zeros after the last frame (a file extended but never written). */
+    /* Zeros after the last frame of the newest segment are its clean end
+     * (the zero-ahead tail): kept, and the next append overwrites them. */
     REQUIRE(truncate(path, frame_end(1, 1) + 100) == 0);
     s = open_stream(dir, 0, 0);
     REQUIRE(s);
-    CHECK_EQ_INT(file_size(path), frame_end(1, 1));
+    CHECK_EQ_INT(file_size(path), frame_end(1, 1) + 100);
     CHECK_EQ_INT(read_check(s, 0, 1), 1);
+    CHECK_EQ_INT(append_range(s, 2, 2, &first, &last), 0);
+    CHECK_EQ_INT(first, 2);
+    tarn_stream_close(s);
+    CHECK_EQ_INT(file_size(path), frame_end(1, 2)); /* close cuts the zeros */
+    s = open_stream(dir, 0, 0);
+    REQUIRE(s);
+    CHECK_EQ_INT(read_check(s, 0, 2), 2);
     tarn_stream_close(s);
     tarn_rm_rf(dir);
     free(dir);
@@ -912,11 +920,11 @@ TEST(disk_full_refuses_batch_and_recovers)
     REQUIRE(s);
     int64_t first = 0, last = 0;
     CHECK_EQ_INT(append_range(s, 1, 5, &first, &last), 0);
-    long long size = file_size(path);
     tarn_stream_test_fail_write(s, ENOSPC);
     CHECK_EQ_INT(append_range(s, 6, 25, &first, &last), TARN_ENOSPC);
     CHECK(!tarn_stream_failed(s));
-    CHECK_EQ_INT(file_size(path), size);
+    /* Cut back to the last frame (the zero-ahead tail goes with it). */
+    CHECK_EQ_INT(file_size(path), frame_end(1, 5));
     CHECK_EQ_INT(read_check(s, 0, 5), 5);
     /* Space is back: the numbers of the refused batch are used again. */
     CHECK_EQ_INT(append_range(s, 6, 8, &first, &last), 0);
@@ -942,6 +950,129 @@ TEST(disk_full_refuses_batch_and_recovers)
     free(dir);
 }
 
+/* Copies file src to dst (a crash image of a segment still open). */
+static void copy_file(const char *src, const char *dst)
+{
+    char *data = NULL;
+    size_t len = 0;
+    tarn_errbuf eb = {{0}};
+    REQUIRE(tarn_read_file(src, 64 << 20, &data, &len, &eb) == 0);
+    FILE *f = fopen(dst, "wb");
+    REQUIRE(f);
+    REQUIRE(fwrite(data, 1, len, f) == len);
+    fclose(f);
+    free(data);
+}
+
+TEST(zero_ahead_tail_is_the_clean_end)
+{
+    char *dir = test_tmpdir("stream"), *crash = test_tmpdir("stream");
+    char path[512], cpath[512];
+    seg_path(path, sizeof path, dir, 1);
+    seg_path(cpath, sizeof cpath, crash, 1);
+    tarn_stream *s = open_stream(dir, 0, 0);
+    REQUIRE(s);
+    int64_t first, last;
+    /* Small appends, one at a time: the segment is extended with zeros
+     * ahead of the frames (the fdatasync then overwrites, not appends). */
+    for (int64_t i = 1; i <= 100; i++) CHECK_EQ_INT(append_range(s, i, i, &first, &last), 0);
+    long long open_size = file_size(path);
+    CHECK(open_size >= frame_end(1, 100) + (256 << 10));
+    CHECK(open_size <= frame_end(1, 100) + (2 << 20));
+
+    /* A crash now leaves frames then zeros: every record is recovered, the
+     * zeros stay, and appends go on right after record 100. */
+    copy_file(path, cpath);
+    tarn_stream *c = open_stream(crash, 0, 0);
+    REQUIRE(c);
+    int64_t dseq;
+    tarn_stream_stats(c, &dseq, NULL);
+    CHECK_EQ_INT(dseq, 100);
+    CHECK_EQ_INT(file_size(cpath), open_size);
+    CHECK_EQ_INT(read_check(c, 0, 100), 100);
+    CHECK_EQ_INT(append_range(c, 101, 103, &first, &last), 0);
+    CHECK_EQ_INT(first, 101);
+    CHECK_EQ_INT(read_check(c, 0, 103), 103);
+    tarn_stream_close(c);
+    CHECK_EQ_INT(file_size(cpath), frame_end(1, 103));
+
+    /* A torn record inside the zeros (crash mid-write): cut there, nothing
+     * before it lost. */
+    copy_file(path, cpath);
+    int fd = open(cpath, O_WRONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(pwrite(fd, "\x20\0\0\0garbage", 11, (off_t)frame_end(1, 100)) == 11);
+    close(fd);
+    c = open_stream(crash, 0, 0);
+    REQUIRE(c);
+    CHECK_EQ_INT(file_size(cpath), frame_end(1, 100));
+    CHECK_EQ_INT(read_check(c, 0, 100), 100);
+    tarn_stream_close(c);
+
+    /* Zeros in a segment that is not the newest are corruption: the later
+     * segment goes (the log stays a prefix). */
+    copy_file(path, cpath);
+    char cpath2[512];
+    seg_path(cpath2, sizeof cpath2, crash, 200);
+    c = open_stream(crash, 0, 200);
+    REQUIRE(c); /* starts segment 200 and cuts 1's zeros first */
+    tarn_stream_close(c);
+    CHECK_EQ_INT(file_size(cpath), frame_end(1, 100));
+    CHECK(access(cpath2, F_OK) == 0);
+    REQUIRE(truncate(cpath, frame_end(1, 100) + 4096) == 0);
+    c = open_stream(crash, 0, 0);
+    REQUIRE(c);
+    CHECK_EQ_INT(file_size(cpath), frame_end(1, 100));
+    CHECK(access(cpath2, F_OK) != 0);
+    CHECK_EQ_INT(read_check(c, 0, 100), 100);
+    tarn_stream_close(c);
+
+    /* Large batches do not zero ahead (they would write everything twice). */
+    tarn_stream_close(s);
+    tarn_rm_rf(dir);
+    s = open_stream(dir, 0, 0);
+    REQUIRE(s);
+    tarn_record recs[16];
+    static char big[4000];
+    memset(big, 'x', sizeof big);
+    for (int i = 0; i < 16; i++) recs[i] = (tarn_record){big, sizeof big};
+    tarn_errbuf eb = {{0}};
+    for (int k = 0; k < 8; k++) CHECK_EQ_INT(tarn_stream_append(s, recs, 16, 1, &first, &last, &eb), 0);
+    CHECK_EQ_INT(file_size(path), SEG_HDR + 8 * 16 * (FRAME_HDR + (long long)sizeof big));
+    tarn_stream_close(s);
+    tarn_rm_rf(dir);
+    tarn_rm_rf(crash);
+    free(dir);
+    free(crash);
+}
+
+TEST(zero_ahead_stops_at_segment_end_and_rolls_clean)
+{
+    char *dir = test_tmpdir("stream");
+    tarn_stream *s = open_stream(dir, 8192, 0);
+    REQUIRE(s);
+    int64_t first, last, bases[64];
+    for (int64_t i = 1; i <= 300; i++) CHECK_EQ_INT(append_range(s, i, i, &first, &last), 0);
+    int n = list_segments(dir, bases, 64);
+    CHECK(n > 2);
+    for (int k = 0; k < n; k++) {
+        char p[512];
+        seg_path(p, sizeof p, dir, bases[k]);
+        CHECK(file_size(p) <= 8192 + 4096);
+        if (k + 1 < n) { /* rolled segments end at their last frame */
+            CHECK_EQ_INT(file_size(p), frame_end(bases[k], bases[k + 1] - bases[k]));
+        }
+    }
+    CHECK_EQ_INT(read_check(s, 0, 300), 300);
+    tarn_stream_close(s);
+    s = open_stream(dir, 8192, 0);
+    REQUIRE(s);
+    CHECK_EQ_INT(read_check(s, 0, 300), 300);
+    tarn_stream_close(s);
+    tarn_rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     RUN(crc32c_check_values);
@@ -959,5 +1090,7 @@ int main(void)
     RUN(acknowledged_records_survive_kill);
     RUN(fsync_failure_fails_stream);
     RUN(disk_full_refuses_batch_and_recovers);
+    RUN(zero_ahead_tail_is_the_clean_end);
+    RUN(zero_ahead_stops_at_segment_end_and_rolls_clean);
     return test_main_end();
 }
