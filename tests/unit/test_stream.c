@@ -950,6 +950,54 @@ TEST(disk_full_refuses_batch_and_recovers)
     free(dir);
 }
 
+/* Many appenders waiting on one fsync that fails: every one of them is
+ * released with an error (none hangs), nothing acknowledged is lost, and
+ * records acknowledged before the failure are exactly the durable ones. */
+TEST(fsync_failure_releases_every_waiter)
+{
+    enum { THREADS = 8, PER = 400, TOTAL = THREADS * PER };
+    char *dir = test_tmpdir("stream");
+    tarn_stream *s = open_stream(dir, 0, 0);
+    REQUIRE(s);
+    /* Slow fsyncs, so that appenders pile up behind each one. */
+    tarn_stream_test_fsync_delay(s, 2000);
+    pthread_t th[THREADS];
+    struct writer_arg args[THREADS];
+    int64_t *seqs = calloc(TOTAL, sizeof *seqs);
+    for (int t = 0; t < THREADS; t++) {
+        args[t] = (struct writer_arg){s, t, PER, seqs + t * PER, 0};
+        pthread_create(&th[t], NULL, writer_main, &args[t]);
+    }
+    usleep(50 * 1000);
+    tarn_stream_test_fail_fsync(s, EIO);
+    alarm(60); /* a waiter never released: SIGALRM ends the run, a failure */
+    for (int t = 0; t < THREADS; t++) pthread_join(th[t], NULL);
+    alarm(0);
+    CHECK(tarn_stream_failed(s));
+    int64_t dseq, acked = 0, max_acked = 0;
+    tarn_stream_stats(s, &dseq, NULL);
+    for (int i = 0; i < TOTAL; i++)
+        if (seqs[i]) {
+            acked++;
+            if (seqs[i] > max_acked) max_acked = seqs[i];
+        }
+    int errors = 0;
+    for (int t = 0; t < THREADS; t++) errors += args[t].errors;
+    CHECK(acked > 0);
+    CHECK(errors > 0);
+    CHECK_EQ_INT(acked + errors, TOTAL);
+    CHECK_EQ_INT(acked, dseq);     /* acknowledged = 1..durable, no gaps */
+    CHECK_EQ_INT(max_acked, dseq);
+    tarn_stream_close(s);
+    s = open_stream(dir, 0, 0);
+    REQUIRE(s);
+    CHECK(count_records(s) >= dseq);
+    tarn_stream_close(s);
+    free(seqs);
+    tarn_rm_rf(dir);
+    free(dir);
+}
+
 /* Copies file src to dst (a crash image of a segment still open). */
 static void copy_file(const char *src, const char *dst)
 {
@@ -1090,6 +1138,7 @@ int main(void)
     RUN(acknowledged_records_survive_kill);
     RUN(fsync_failure_fails_stream);
     RUN(disk_full_refuses_batch_and_recovers);
+    RUN(fsync_failure_releases_every_waiter);
     RUN(zero_ahead_tail_is_the_clean_end);
     RUN(zero_ahead_stops_at_segment_end_and_rolls_clean);
     return test_main_end();
