@@ -69,10 +69,13 @@ int tarn_duck_open(const tarn_duck_opts *opts, duckdb_database *db, duckdb_conne
     if (!rc) rc = tarn_buf_append_char(&sql, ']');
     if (!rc) rc = tarn_duck_exec(*conn, sql.data, TARN_EINTERNAL, eb);
     if (!rc) rc = tarn_duck_exec(*conn, "SET enable_external_access=false", TARN_EINTERNAL, eb);
-    /* Timestamps WITH TIME ZONE render and parse in UTC whatever the host's zone. */
-    if (!rc) rc = tarn_duck_exec(*conn, "SET TimeZone='UTC'", TARN_EINTERNAL, eb);
-    /* Lake files are immutable once published: keep their footers cached. */
-    if (!rc) rc = tarn_duck_exec(*conn, "SET parquet_metadata_cache=true", TARN_EINTERNAL, eb);
+    /* Both are session settings: GLOBAL, or only this first connection
+     * would have them. Timestamps WITH TIME ZONE render and parse in UTC
+     * whatever the host's zone. Lake files are immutable once published:
+     * every connection shares their cached footers (0.2 to 0.3 ms of each
+     * small query's bind otherwise). */
+    if (!rc) rc = tarn_duck_exec(*conn, "SET GLOBAL TimeZone='UTC'", TARN_EINTERNAL, eb);
+    if (!rc) rc = tarn_duck_exec(*conn, "SET GLOBAL parquet_metadata_cache=true", TARN_EINTERNAL, eb);
     if (!rc && opts->threads > 0) {
         tarn_buf_reset(&sql);
         rc = tarn_buf_printf(&sql, "SET threads=%d", opts->threads);

@@ -8,7 +8,10 @@
  *
  *   query node   {"type":"SELECT_NODE"|"SET_OPERATION_NODE"|"RECURSIVE_CTE_NODE",
  *                 "cte_map":{"map":[{"key":name,"value":{"query":{"node":...},...}}]},
- *                 "from_table":<table ref>, "left"/"right":<query node>, ...}
+ *                 "from_table":<table ref>, "left"/"right":<query node>,
+ *                 "modifiers":[{"type":"ORDER_MODIFIER",...}, {"type":"DISTINCT_MODIFIER",...},
+ *                              {"type":"LIMIT_MODIFIER"|"LIMIT_PERCENT_MODIFIER",
+ *                               "limit":<expression>|null, "offset":<expression>|null}], ...}
  *   table ref    {"type":"BASE_TABLE","catalog_name","schema_name","table_name",...}
  *                {"type":"TABLE_FUNCTION","function":{"function_name":...}}
  *                {"type":"JOIN","left":<ref>,"right":<ref>,...}
@@ -48,6 +51,8 @@
 
 /* Deeper ASTs are refused; jansson itself stops at 2048 levels. */
 #define SQLCHECK_MAX_DEPTH 1500
+/* Integers up to here are exact as doubles (2^53): LIMITs and row caps. */
+#define SQLCHECK_MAX_EXACT 9007199254740992LL
 
 typedef struct sqlcheck_scope {
     const char *name; /* a CTE name visible here */
@@ -86,23 +91,29 @@ int tarn_sqlcheck_reserved_db(const char *name)
 /* ---- running json_serialize_sql ---------------------------------------- */
 
 /* Parses text with DuckDB (no binding: no catalog lookup, no file opened)
- * and returns the AST as a jansson tree owned by the caller. The text is a
- * bound parameter, never spliced into SQL. */
+ * and returns the AST as a jansson tree owned by the caller. If also is not
+ * NULL it is parsed in the same call (one more statement costs far more
+ * than one more parse) and *also_json gets its JSON text, malloc'd, owned
+ * by the caller (NULL if that failed). The texts are bound parameters,
+ * never spliced into SQL. */
 static int sqlcheck_serialize(duckdb_connection conn, duckdb_prepared_statement *cache, const char *text,
-                              json_t **out, tarn_errbuf *eb)
+                              const char *also, json_t **out, char **also_json, tarn_errbuf *eb)
 {
     duckdb_prepared_statement ps = cache ? *cache : NULL;
     duckdb_result res;
     duckdb_data_chunk chunk = NULL;
     int have_res = 0, rc = TARN_OK;
     *out = NULL;
-    if (!ps && duckdb_prepare(conn, "SELECT json_serialize_sql($1::VARCHAR)", &ps) != DuckDBSuccess) {
+    if (also_json) *also_json = NULL;
+    if (!ps && duckdb_prepare(conn, "SELECT json_serialize_sql($1::VARCHAR), json_serialize_sql($2::VARCHAR)",
+                              &ps) != DuckDBSuccess) {
         rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "json_serialize_sql: %s", duckdb_prepare_error(ps));
         duckdb_destroy_prepare(&ps);
         goto done;
     }
     if (cache) *cache = ps;
-    if (duckdb_bind_varchar(ps, 1, text) != DuckDBSuccess) {
+    if (duckdb_bind_varchar(ps, 1, text) != DuckDBSuccess ||
+        (also ? duckdb_bind_varchar(ps, 2, also) : duckdb_bind_null(ps, 2)) != DuckDBSuccess) {
         rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "json_serialize_sql: cannot bind the statement text");
         goto done;
     }
@@ -130,6 +141,17 @@ static int sqlcheck_serialize(duckdb_connection conn, duckdb_prepared_statement 
         /* The JSON is DuckDB's own; the only way it fails to load is depth. */
         rc = strstr(jerr.text, "depth") ? tarn_errbuf_set(eb, TARN_ETOOBIG, "statement is nested too deeply")
                                         : tarn_errbuf_set(eb, TARN_EINTERNAL, "parse tree: %s", jerr.text);
+        goto done;
+    }
+    vec = duckdb_data_chunk_get_vector(chunk, 1);
+    validity = duckdb_vector_get_validity(vec);
+    if (also && also_json && (!validity || duckdb_validity_row_is_valid(validity, 0))) {
+        s = (duckdb_string_t *)duckdb_vector_get_data(vec);
+        uint32_t n = duckdb_string_t_length(s[0]);
+        if ((*also_json = malloc((size_t)n + 1)) != NULL) {
+            memcpy(*also_json, duckdb_string_t_data(&s[0]), n);
+            (*also_json)[n] = '\0';
+        }
     }
 done:
     if (chunk) duckdb_destroy_data_chunk(&chunk);
@@ -349,16 +371,99 @@ static int sqlcheck_walk(sqlcheck_ctx *c, json_t *v, const sqlcheck_scope *sc)
 
 /* ---- entry points -------------------------------------------------------- */
 
+/* ---- bounding the result -------------------------------------------------- */
+
+/* The row count of a LIMIT_MODIFIER whose limit is a plain integer
+ * constant (LIMIT 10, FETCH FIRST 10 ROWS ONLY), else -1: a percentage, an
+ * expression, NULL or ALL, an OFFSET alone. Numbers load as doubles
+ * (JSON_DECODE_INT_AS_REAL): exact up to 2^53. */
+static int64_t sqlcheck_const_limit(json_t *modifier)
+{
+    const char *kind = sqlcheck_kind(modifier);
+    json_t *limit = json_object_get(modifier, "limit");
+    const char *cls = json_string_value(json_object_get(limit, "class"));
+    const char *type = json_string_value(json_object_get(limit, "type"));
+    json_t *value = json_object_get(limit, "value");
+    const char *id = json_string_value(json_object_get(json_object_get(value, "type"), "id"));
+    json_t *num = json_object_get(value, "value");
+    if (!kind || strcmp(kind, "LIMIT_MODIFIER") != 0 || !cls || strcmp(cls, "CONSTANT") != 0 || !type ||
+        strcmp(type, "VALUE_CONSTANT") != 0 || !id || (strcmp(id, "INTEGER") != 0 && strcmp(id, "BIGINT") != 0) ||
+        !json_is_false(json_object_get(value, "is_null")) || !json_is_number(num))
+        return -1;
+    double d = json_number_value(num);
+    if (!(d >= 0 && d <= SQLCHECK_MAX_EXACT) || d != (double)(int64_t)d) return -1;
+    return (int64_t)d;
+}
+
+/* Whether a top-level modifier may be a LIMIT (one of no known kind counts). */
+static int sqlcheck_is_limit(json_t *modifier)
+{
+    const char *kind = sqlcheck_kind(modifier);
+    return !kind || strcmp(kind, "LIMIT_MODIFIER") == 0 || strcmp(kind, "LIMIT_PERCENT_MODIFIER") == 0;
+}
+
+/* Whether capped (the tree of the capped text; changed here) is orig plus
+ * one top-level `LIMIT want` and nothing else. */
+static int sqlcheck_is_capped(json_t *capped, json_t *orig, int64_t want)
+{
+    json_t *stmts = json_object_get(capped, "statements");
+    if (!json_is_false(json_object_get(capped, "error")) || !json_is_array(stmts) || json_array_size(stmts) != 1)
+        return 0;
+    json_t *mods = json_object_get(json_object_get(json_array_get(stmts, 0), "node"), "modifiers");
+    size_t i, at = (size_t)-1;
+    json_t *m;
+    json_array_foreach(mods, i, m) {
+        if (!sqlcheck_is_limit(m)) continue;
+        if (at != (size_t)-1) return 0;
+        at = i;
+    }
+    if (at == (size_t)-1) return 0;
+    m = json_array_get(mods, at);
+    if (json_object_size(m) != 3 || sqlcheck_const_limit(m) != want || !json_is_null(json_object_get(m, "offset")))
+        return 0;
+    json_array_remove(mods, at);
+    return json_equal(capped, orig);
+}
+
+/* How to bound the result of the statement whose tree is root; capped_json
+ * is the tree of the capped text as JSON (NULL: none). */
+static enum tarn_sqlcheck_bound sqlcheck_bound(json_t *root, const char *capped_json, int64_t max_rows)
+{
+    json_t *node = json_object_get(json_array_get(json_object_get(root, "statements"), 0), "node");
+    json_t *mods = json_object_get(node, "modifiers");
+    if (!json_is_array(mods)) return TARN_SQLCHECK_UNBOUNDED;
+    /* Every modifier (ORDER BY, DISTINCT, LIMIT) keeps or lowers the row
+     * count, so one constant LIMIT within the cap bounds the result. */
+    int limited = 0;
+    size_t i;
+    json_t *m;
+    json_array_foreach(mods, i, m) {
+        if (!sqlcheck_is_limit(m)) continue;
+        int64_t n = sqlcheck_const_limit(m);
+        if (n >= 0 && n <= max_rows) return TARN_SQLCHECK_OWN_LIMIT;
+        limited = 1;
+    }
+    if (limited || !capped_json) return TARN_SQLCHECK_UNBOUNDED;
+    json_t *capped = json_loads(capped_json, JSON_DECODE_INT_AS_REAL, NULL);
+    int ok = capped && sqlcheck_is_capped(capped, root, max_rows + 1);
+    json_decref(capped);
+    return ok ? TARN_SQLCHECK_CAPPED : TARN_SQLCHECK_UNBOUNDED;
+}
+
+/* ---- entry points -------------------------------------------------------- */
+
 int tarn_sqlcheck_statement(duckdb_connection conn, const char *sql, const char *default_db,
                             tarn_sqlcheck_resolve_fn resolve, void *ctx, tarn_errbuf *eb)
 {
-    return tarn_sqlcheck_statement_cached(conn, NULL, sql, default_db, resolve, ctx, eb);
+    return tarn_sqlcheck_statement_bounded(conn, NULL, sql, default_db, resolve, ctx, 0, NULL, NULL, eb);
 }
 
-int tarn_sqlcheck_statement_cached(duckdb_connection conn, duckdb_prepared_statement *serializer, const char *sql,
-                                   const char *default_db, tarn_sqlcheck_resolve_fn resolve, void *ctx,
-                                   tarn_errbuf *eb)
+int tarn_sqlcheck_statement_bounded(duckdb_connection conn, duckdb_prepared_statement *serializer, const char *sql,
+                                    const char *default_db, tarn_sqlcheck_resolve_fn resolve, void *ctx,
+                                    int64_t max_rows, tarn_buf *capped, enum tarn_sqlcheck_bound *how,
+                                    tarn_errbuf *eb)
 {
+    if (how) *how = TARN_SQLCHECK_UNBOUNDED;
     /* One statement exactly: a second one would run unchecked by anything
      * that looks only at the first. */
     duckdb_extracted_statements ex = NULL;
@@ -373,8 +478,20 @@ int tarn_sqlcheck_statement_cached(duckdb_connection conn, duckdb_prepared_state
     duckdb_destroy_extracted(&ex);
     if (rc) return rc;
 
+    /* The capped text, parsed along with sql; used only after the check. */
+    int bounding = how && capped && max_rows > 0 && max_rows < SQLCHECK_MAX_EXACT;
+    if (bounding) {
+        size_t len = strlen(sql);
+        while (len > 0 && strchr(" \t\n\r\f\v;", sql[len - 1])) len--;
+        tarn_buf_reset(capped);
+        bounding = tarn_buf_append(capped, sql, len) == TARN_OK &&
+                   tarn_buf_printf(capped, "\nLIMIT %lld", (long long)max_rows + 1) == TARN_OK;
+    }
     json_t *root = NULL;
-    if ((rc = sqlcheck_serialize(conn, serializer, sql, &root, eb))) return rc;
+    char *capped_json = NULL;
+    if ((rc = sqlcheck_serialize(conn, serializer, sql, bounding ? capped->data : NULL, &root,
+                                 bounding ? &capped_json : NULL, eb)))
+        return rc;
     if (json_is_true(json_object_get(root, "error"))) {
         rc = sqlcheck_parse_error(root, eb);
     } else {
@@ -390,6 +507,8 @@ int tarn_sqlcheck_statement_cached(duckdb_connection conn, duckdb_prepared_state
                 rc = sqlcheck_walk(&c, json_array_get(stmts, 0), NULL);
         }
     }
+    if (!rc && how && max_rows > 0) *how = sqlcheck_bound(root, capped_json, max_rows);
+    free(capped_json);
     json_decref(root);
     return rc;
 }
@@ -417,7 +536,7 @@ int tarn_sqlcheck_types(duckdb_connection conn, const char *const *types, size_t
         return tarn_errbuf_set(eb, rc, "column types too long");
     }
     json_t *root = NULL;
-    rc = sqlcheck_serialize(conn, NULL, sql.data, &root, eb);
+    rc = sqlcheck_serialize(conn, NULL, sql.data, NULL, &root, NULL, eb);
     tarn_buf_free(&sql);
     if (rc) return rc;
 

@@ -12,14 +12,19 @@
  * conservatively) or a table the resolver knows. Table functions, file
  * paths, other catalogs (system, temp), system views and every construct
  * this file does not know are refused.
+ *
+ * The same parse tells the engine how DuckDB itself can stop at the row cap
+ * (a LIMIT of the statement's own, or one appended to its text) so that it
+ * can run the statement in one call instead of preparing it first.
  */
 #ifndef TARN_SQLCHECK_H
 #define TARN_SQLCHECK_H
 
 #include <stddef.h>
+#include <stdint.h>
 
+#include "common/buf.h"
 #include "common/duck.h"
-
 #include "common/err.h"
 
 /* Asked for every table reference that is not a CTE: db is the schema the
@@ -36,14 +41,39 @@ typedef int (*tarn_sqlcheck_resolve_fn)(void *ctx, const char *db, const char *t
 int tarn_sqlcheck_statement(duckdb_connection conn, const char *sql, const char *default_db,
                             tarn_sqlcheck_resolve_fn resolve, void *ctx, tarn_errbuf *eb);
 
-/* The same, reusing the statement that runs json_serialize_sql on conn:
- * *serializer is NULL the first time, is prepared on conn then and kept for
- * the next checks on that connection; the caller destroys it (with
- * duckdb_destroy_prepare) before disconnecting. Preparing it costs about as
- * much as the rest of a check. Like the connection, one thread at a time. */
-int tarn_sqlcheck_statement_cached(duckdb_connection conn, duckdb_prepared_statement *serializer, const char *sql,
-                                   const char *default_db, tarn_sqlcheck_resolve_fn resolve, void *ctx,
-                                   tarn_errbuf *eb);
+/* How a statement that passed the check can run so that DuckDB itself
+ * stops at the row cap (see tarn_sqlcheck_statement_bounded). */
+enum tarn_sqlcheck_bound {
+    TARN_SQLCHECK_UNBOUNDED, /* none found: run sql as it is and stop reading after max_rows */
+    TARN_SQLCHECK_OWN_LIMIT, /* sql has a constant LIMIT of at most max_rows: run it as it is */
+    TARN_SQLCHECK_CAPPED,    /* run the capped text: sql with "LIMIT <max_rows + 1>" appended */
+};
+
+/* The same check, reusing the statement that runs json_serialize_sql on
+ * conn: *serializer is NULL the first time, is prepared on conn then and
+ * kept for the next checks on that connection; the caller destroys it
+ * (with duckdb_destroy_prepare) before disconnecting. Preparing it costs
+ * about as much as the rest of a check. Like the connection, one thread at
+ * a time.
+ *
+ * When the statement passes and max_rows > 0, *how says how to bound its
+ * result; otherwise it is TARN_SQLCHECK_UNBOUNDED (capped and how may be
+ * NULL when no bound is wanted). A top-level
+ * LIMIT that is an integer constant of at most max_rows bounds it already.
+ * A statement with no top-level LIMIT, OFFSET or percentage is capped: its
+ * text, without a trailing ';' and white space, plus "\nLIMIT <max_rows + 1>"
+ * (the newline ends a trailing -- comment), goes into capped. The capped
+ * text is parsed in the same json_serialize_sql call as sql and is used
+ * only if its tree is exactly the checked statement's plus that one LIMIT
+ * at the top: one SELECT, nothing else changed. Appending keeps the
+ * statement's own column names and ORDER BY, which wrapping it in a
+ * subquery would not. Anything else (a LIMIT above max_rows or given as an
+ * expression, an OFFSET alone, a text whose capped form parses differently)
+ * is TARN_SQLCHECK_UNBOUNDED. */
+int tarn_sqlcheck_statement_bounded(duckdb_connection conn, duckdb_prepared_statement *serializer, const char *sql,
+                                    const char *default_db, tarn_sqlcheck_resolve_fn resolve, void *ctx,
+                                    int64_t max_rows, tarn_buf *capped, enum tarn_sqlcheck_bound *how,
+                                    tarn_errbuf *eb);
 
 /* Checks that each of the n texts is a type and nothing else, so it can be
  * pasted into `CAST(x AS <type>)`: catalog types come from record field

@@ -430,6 +430,15 @@ SQL_DENIED = [
     "SELECT 1; SELECT 2",
     "SELECT * FROM badin.t; DROP VIEW badin.t",
     "SELECT 1; COPY badin.t TO '{tmp}/copy2.csv'",
+    # The engine appends "\nLIMIT <cap + 1>" to statements without a LIMIT;
+    # nothing in the text may turn that into something else.
+    "SELECT 1; COPY badin.t TO '{tmp}/copy3.csv' --",
+    "SELECT 1; COPY badin.t TO '{tmp}/copy4.csv';",
+    "SELECT * FROM badin.t; COPY badin.t TO '{tmp}/copy5.csv' /* */",
+    "SELECT 1 UNION ALL SELECT 1 FROM read_text('/etc/passwd') --",
+    "SELECT * FROM badin.t LIMIT 1; DROP VIEW badin.t",
+    "SELECT 1 /*",
+    "SELECT 1 --\n; DROP VIEW badin.t",
 ]
 
 

@@ -271,6 +271,32 @@ def test_result_cap_100000_rows():
     eq((exact["row_count"], exact["truncated"]), (100000, False), "a result of exactly 100,000 rows")
 
 
+@timeout(120)
+def test_result_cap_keeps_order_names_and_figures():
+    # Without a LIMIT the engine runs the statement with LIMIT 100001 appended;
+    # with a LIMIT above the cap or an expression it streams and cuts; either
+    # way the first 100,000 rows in the statement's order, its column names.
+    s, users = randomuser()
+    emails = sorted((u["email"] for u in users), reverse=True)
+    cross = ("SELECT a.email AS e, b.email AS e FROM randomuser_db.randomuser a "
+             "CROSS JOIN randomuser_db.randomuser b CROSS JOIN (VALUES (1), (2), (3), (4), (5)) v(x) "
+             "ORDER BY 1 DESC, 2 DESC")
+    want = [[a, b] for a in emails for b in emails for _ in range(5)][:100000]
+    for sql in (cross, cross + ";", cross + " -- newest first", cross + " /* newest */ ;\n",
+                cross + " LIMIT 100001", cross + " LIMIT 50000 * 2 + 1"):
+        res = s.query(sql)
+        eq([c["name"] for c in res["columns"]], ["e", "e"], "column names of %r" % sql[-30:])
+        eq((res["row_count"], res["truncated"]), (100000, True), "row_count, truncated of %r" % sql[-30:])
+        check(res["rows"] == want, "rows of %r are not the first 100,000 in order" % sql[-30:])
+    r = s.post_json("/v1/query", {"sql": cross}, headers={"Accept": "text/csv"})
+    expect_status(r, 200)
+    eq((r.header("x-tarn-row-count"), r.header("x-tarn-truncated")), ("100000", "true"), "X-Tarn figures")
+    lines = r.body.decode("utf-8").split("\n")
+    eq((lines[0], lines[1], len(lines)), ('"e","e"', '"%s","%s"' % (emails[0], emails[0]), 100002), "CSV")
+    small = s.query("SELECT email FROM randomuser_db.randomuser ORDER BY email DESC LIMIT 3; -- top 3")
+    eq((small["rows"], small["truncated"]), ([[e] for e in emails[:3]], False), "own LIMIT")
+
+
 def test_sql_errors():
     s, _ = randomuser()
     expect_error(s.post_json("/v1/query", {"sql": "SELECT no_such_column FROM randomuser_db.randomuser"}), 400,

@@ -296,6 +296,17 @@ TEST(default_database)
     EXPECT_CODE("SELECT 1", "nope", TARN_ENOTFOUND, "database 'nope' not found");
 }
 
+/* Session settings the engine relies on hold on every query connection,
+ * not only on the one that set them (main() runs with TZ=Asia/Tokyo). */
+TEST(every_connection_has_the_engine_settings)
+{
+    for (int i = 0; i < 3; i++) {
+        EXPECT_ROWS("SELECT current_setting('TimeZone')", NULL, "[[\"UTC\"]]");
+        EXPECT_ROWS("SELECT current_setting('parquet_metadata_cache')", NULL, "[[true]]");
+        EXPECT_ROWS("SELECT strftime(TIMESTAMPTZ '2025-11-25 10:00:00+00', '%H')", NULL, "[[\"10\"]]");
+    }
+}
+
 /* Connections are reused between queries: the default database of one must
  * not leak into the next. */
 TEST(reused_connections_keep_no_default_database)
@@ -443,6 +454,11 @@ TEST(refused_before_anything_runs)
     EXPECT_CODE("SHOW TABLES", NULL, TARN_EDENIED, "SHOW");
     EXPECT_CODE("SELECT 1; SELECT 2", NULL, TARN_EDENIED, "only one statement");
     EXPECT_CODE("SELECT 1; DROP VIEW db.users", NULL, TARN_EDENIED, "only one statement");
+    /* Nothing at the end of a text turns the appended LIMIT into more. */
+    EXPECT_CODE("SELECT 1; DROP VIEW db.users --", NULL, TARN_EDENIED, "only one statement");
+    EXPECT_CODE("SELECT 1; DROP VIEW db.users;", NULL, TARN_EDENIED, "only one statement");
+    EXPECT_CODE("SELECT 1 --\n; DROP VIEW db.users", NULL, TARN_EDENIED, "only one statement");
+    EXPECT_CODE("SELECT 1 /*", NULL, TARN_ESQL, NULL);
     EXPECT_CODE("SELECT * FROM read_csv('/etc/passwd')", NULL, TARN_EDENIED, "table functions are not allowed: read_csv");
     EXPECT_CODE("SELECT * FROM '/etc/passwd'", NULL, TARN_EDENIED, "file paths are not allowed");
     EXPECT_CODE("SELECT * FROM \"data.parquet\"", NULL, TARN_EDENIED, "file paths are not allowed");
@@ -559,6 +575,186 @@ TEST(truncation_and_limits)
     expect_code(qe_tight, "SELECT repeat('x', 5000)", NULL, TARN_ETOOBIG, "result larger", __LINE__);
 }
 
+/* ---- the row cap: one bind with LIMIT max_rows + 1, or the fallback -------- */
+
+static int accept_any_table(void *ctx, const char *db, const char *table)
+{
+    (void)ctx, (void)db, (void)table;
+    return 1;
+}
+
+static duckdb_prepared_statement bound_serializer; /* reused, as a pooled connection does */
+
+/* How the checker bounds sql with a cap of 2 rows; *text gets the capped text. */
+static enum tarn_sqlcheck_bound bound_of(const char *sql, char **text)
+{
+    tarn_buf capped;
+    tarn_buf_init(&capped, 1 << 16);
+    enum tarn_sqlcheck_bound how = (enum tarn_sqlcheck_bound)-1;
+    tarn_errbuf eb = {{0}};
+    int rc = tarn_sqlcheck_statement_bounded(plain, &bound_serializer, sql, "db", accept_any_table, NULL, 2, &capped,
+                                             &how, &eb);
+    if (rc) printf("  %s: %s\n", sql, eb.msg);
+    *text = how == TARN_SQLCHECK_CAPPED ? tarn_buf_steal(&capped) : NULL;
+    tarn_buf_free(&capped);
+    return rc ? (enum tarn_sqlcheck_bound)-1 : how;
+}
+
+static void expect_bound(const char *sql, enum tarn_sqlcheck_bound want, const char *want_text, int line)
+{
+    char *text = NULL;
+    enum tarn_sqlcheck_bound how = bound_of(sql, &text);
+    if (how != want || (want_text && (!text || strcmp(text, want_text) != 0))) {
+        printf("  line %d: %s\n    got bound %d text %s, want %d %s\n", line, sql, (int)how, text ? text : "(none)",
+               (int)want, want_text ? want_text : "");
+        test__cur_failed = 1;
+    }
+    free(text);
+}
+#define EXPECT_BOUND(sql, want, text) expect_bound(sql, want, text, __LINE__)
+
+TEST(row_cap_forms_of_the_statement)
+{
+    /* Capped: the text as written, plus the cap + 1 on a line of its own. */
+    EXPECT_BOUND("SELECT id FROM users", TARN_SQLCHECK_CAPPED, "SELECT id FROM users\nLIMIT 3");
+    EXPECT_BOUND("SELECT id FROM users ORDER BY id DESC", TARN_SQLCHECK_CAPPED,
+                 "SELECT id FROM users ORDER BY id DESC\nLIMIT 3");
+    EXPECT_BOUND("SELECT id FROM users;", TARN_SQLCHECK_CAPPED, "SELECT id FROM users\nLIMIT 3");
+    EXPECT_BOUND("SELECT id FROM users ; \n\t;\n", TARN_SQLCHECK_CAPPED, "SELECT id FROM users\nLIMIT 3");
+    EXPECT_BOUND("SELECT id FROM users -- the ids", TARN_SQLCHECK_CAPPED, "SELECT id FROM users -- the ids\nLIMIT 3");
+    EXPECT_BOUND("SELECT id FROM users /* the ids */", TARN_SQLCHECK_CAPPED,
+                 "SELECT id FROM users /* the ids */\nLIMIT 3");
+    EXPECT_BOUND("SELECT 1 AS a, 2 AS a", TARN_SQLCHECK_CAPPED, "SELECT 1 AS a, 2 AS a\nLIMIT 3");
+    EXPECT_BOUND("WITH u AS (SELECT id FROM users LIMIT 10) SELECT * FROM u", TARN_SQLCHECK_CAPPED, NULL);
+    EXPECT_BOUND("SELECT id FROM users UNION ALL SELECT 9 ORDER BY 1", TARN_SQLCHECK_CAPPED, NULL);
+    EXPECT_BOUND("SELECT * FROM (SELECT id FROM users LIMIT 1)", TARN_SQLCHECK_CAPPED, NULL);
+    EXPECT_BOUND("SELECT DISTINCT id FROM users", TARN_SQLCHECK_CAPPED, NULL);
+    EXPECT_BOUND("FROM users", TARN_SQLCHECK_CAPPED, NULL);
+    EXPECT_BOUND("VALUES (1), (2), (3)", TARN_SQLCHECK_CAPPED, NULL);
+    /* A constant LIMIT within the cap: run as written. */
+    EXPECT_BOUND("SELECT id FROM users LIMIT 2", TARN_SQLCHECK_OWN_LIMIT, NULL);
+    EXPECT_BOUND("SELECT id FROM users LIMIT 0", TARN_SQLCHECK_OWN_LIMIT, NULL);
+    EXPECT_BOUND("SELECT id FROM users LIMIT 1 OFFSET 5", TARN_SQLCHECK_OWN_LIMIT, NULL);
+    EXPECT_BOUND("SELECT id FROM users ORDER BY id FETCH FIRST 2 ROWS ONLY", TARN_SQLCHECK_OWN_LIMIT, NULL);
+    EXPECT_BOUND("(SELECT id FROM users LIMIT 1) ORDER BY id", TARN_SQLCHECK_OWN_LIMIT, NULL);
+    /* Everything else streams and stops reading at the cap. */
+    EXPECT_BOUND("SELECT id FROM users LIMIT 3", TARN_SQLCHECK_UNBOUNDED, NULL);
+    EXPECT_BOUND("SELECT id FROM users LIMIT 1 + 1", TARN_SQLCHECK_UNBOUNDED, NULL);
+    EXPECT_BOUND("SELECT id FROM users LIMIT 2::BIGINT", TARN_SQLCHECK_UNBOUNDED, NULL);
+    EXPECT_BOUND("SELECT id FROM users LIMIT 2.0", TARN_SQLCHECK_UNBOUNDED, NULL);
+    EXPECT_BOUND("SELECT id FROM users LIMIT NULL", TARN_SQLCHECK_UNBOUNDED, NULL);
+    EXPECT_BOUND("SELECT id FROM users LIMIT ALL", TARN_SQLCHECK_UNBOUNDED, NULL);
+    EXPECT_BOUND("SELECT id FROM users LIMIT 50%", TARN_SQLCHECK_UNBOUNDED, NULL);
+    EXPECT_BOUND("SELECT id FROM users OFFSET 1", TARN_SQLCHECK_UNBOUNDED, NULL);
+    EXPECT_BOUND("SELECT id FROM users LIMIT (SELECT 1)", TARN_SQLCHECK_UNBOUNDED, NULL);
+    /* The capped text would hold two statements: not used. */
+    EXPECT_BOUND("SELECT id FROM users; -- the ids", TARN_SQLCHECK_UNBOUNDED, NULL);
+    /* No cap: nothing to bound. */
+    tarn_buf capped;
+    tarn_buf_init(&capped, 1 << 16);
+    enum tarn_sqlcheck_bound how = TARN_SQLCHECK_CAPPED;
+    tarn_errbuf eb = {{0}};
+    CHECK_EQ_INT(tarn_sqlcheck_statement_bounded(plain, NULL, "SELECT 1", NULL, accept_any_table, NULL, 0, &capped,
+                                                 &how, &eb),
+                 0);
+    CHECK_EQ_INT(how, TARN_SQLCHECK_UNBOUNDED);
+    /* A refused statement is refused whatever its bound. */
+    CHECK_EQ_INT(tarn_sqlcheck_statement_bounded(plain, NULL, "SELECT * FROM read_csv('/etc/passwd')", NULL,
+                                                 accept_any_table, NULL, 2, &capped, &how, &eb),
+                 TARN_EDENIED);
+    CHECK_EQ_INT(tarn_sqlcheck_statement_bounded(plain, NULL, "SELECT 1; SELECT 2", NULL, accept_any_table, NULL, 2,
+                                                 &capped, &how, &eb),
+                 TARN_EDENIED);
+    tarn_buf_free(&capped);
+    duckdb_destroy_prepare(&bound_serializer);
+}
+
+/* Runs sql on qe_tight (max_rows 2) and checks rows, truncated and the
+ * column names. */
+static void expect_capped(const char *sql, const char *want_rows, int want_truncated, const char *want_names, int line)
+{
+    char *out = NULL;
+    tarn_errbuf eb = {{0}};
+    int rc = run(qe_tight, sql, NULL, TARN_QUERY_JSON, &out, &eb);
+    json_t *root = NULL;
+    char *rows = rc ? NULL : rows_of(out, &root);
+    tarn_buf names;
+    tarn_buf_init(&names, 0);
+    size_t i;
+    json_t *col;
+    json_array_foreach(json_object_get(root, "columns"), i, col) {
+        if (i) tarn_buf_append_char(&names, ',');
+        tarn_buf_append_str(&names, json_string_value(json_object_get(col, "name")));
+    }
+    int truncated = json_is_true(json_object_get(root, "truncated"));
+    int64_t count = json_integer_value(json_object_get(root, "row_count"));
+    if (rc || !rows || strcmp(rows, want_rows) != 0 || truncated != want_truncated ||
+        count != (int64_t)json_array_size(json_object_get(root, "rows")) ||
+        (want_names && strcmp(names.data ? names.data : "", want_names) != 0)) {
+        printf("  line %d: %s\n    got  %s %s truncated %d row_count %lld columns %s\n    want %s truncated %d "
+               "columns %s\n",
+               line, sql, rc ? tarn_err_name(rc) : "", rc ? eb.msg : rows, truncated, (long long)count,
+               names.data ? names.data : "", want_rows, want_truncated, want_names ? want_names : "(any)");
+        test__cur_failed = 1;
+    }
+    tarn_buf_free(&names);
+    free(rows);
+    json_decref(root);
+    free(out);
+}
+#define EXPECT_CAPPED(sql, rows, truncated, names) expect_capped(sql, rows, truncated, names, __LINE__)
+
+TEST(row_cap_results)
+{
+    /* Capped (LIMIT 3 appended): cap + 1 rows exist, then exactly cap. */
+    EXPECT_CAPPED("SELECT id FROM db.users WHERE id <= 3 ORDER BY id", "[[1],[2]]", 1, "id");
+    EXPECT_CAPPED("SELECT id FROM db.users WHERE id <= 2 ORDER BY id", "[[1],[2]]", 0, "id");
+    EXPECT_CAPPED("SELECT id FROM db.users WHERE id > 9", "[]", 0, "id");
+    /* ORDER BY decides which rows are kept, in its order. */
+    EXPECT_CAPPED("SELECT id FROM db.users ORDER BY id DESC", "[[4],[3]]", 1, "id");
+    EXPECT_CAPPED("SELECT name, id FROM db.users ORDER BY score DESC NULLS LAST, id",
+                  "[[\"x,y\\nz\",4],[\"Ann \\\"the\\\" Admin\",1]]", 1, "name,id");
+    EXPECT_CAPPED("SELECT id FROM db.users UNION ALL SELECT 10 ORDER BY 1 DESC", "[[10],[4]]", 1, "id");
+    EXPECT_CAPPED("WITH u AS (SELECT id FROM db.users) SELECT id FROM u ORDER BY id DESC", "[[4],[3]]", 1, "id");
+    EXPECT_CAPPED("SELECT id FROM db.users ORDER BY id DESC;", "[[4],[3]]", 1, "id");
+    EXPECT_CAPPED("SELECT id FROM db.users ORDER BY id DESC -- newest first", "[[4],[3]]", 1, "id");
+    EXPECT_CAPPED("SELECT id FROM db.users ORDER BY id DESC /* newest first */", "[[4],[3]]", 1, "id");
+    EXPECT_CAPPED("SELECT id FROM db.users ORDER BY id DESC; -- newest first", "[[4],[3]]", 1, "id");
+    /* The names the user's SELECT gives, duplicates included (a subquery
+     * around it would rename the second one a_1). */
+    EXPECT_CAPPED("SELECT 1 AS a, 2 AS a", "[[1,2]]", 0, "a,a");
+    EXPECT_CAPPED("SELECT id AS a, id + 1 AS a FROM db.users ORDER BY id", "[[1,2],[2,3]]", 1, "a,a");
+    EXPECT_CAPPED("SELECT 1 AS a, 2 AS a LIMIT 1 + 1", "[[1,2]]", 0, "a,a");
+    /* Its own LIMIT within the cap: run as written. */
+    EXPECT_CAPPED("SELECT id FROM db.users ORDER BY id LIMIT 1", "[[1]]", 0, "id");
+    EXPECT_CAPPED("SELECT id FROM db.users ORDER BY id LIMIT 2", "[[1],[2]]", 0, "id");
+    EXPECT_CAPPED("SELECT id FROM db.users ORDER BY id LIMIT 2 OFFSET 3", "[[4]]", 0, "id");
+    /* A LIMIT above the cap or given as an expression: the streaming path,
+     * which still cuts at the cap. */
+    EXPECT_CAPPED("SELECT id FROM db.users ORDER BY id LIMIT 3", "[[1],[2]]", 1, "id");
+    EXPECT_CAPPED("SELECT id FROM db.users ORDER BY id DESC LIMIT 1 + 2", "[[4],[3]]", 1, "id");
+    EXPECT_CAPPED("SELECT id FROM db.users ORDER BY id LIMIT 1 + 1", "[[1],[2]]", 0, "id");
+    EXPECT_CAPPED("SELECT id FROM db.users ORDER BY id OFFSET 1", "[[2],[3]]", 1, "id");
+    EXPECT_CAPPED("SELECT id FROM db.users ORDER BY id LIMIT 50%", "[[1],[2]]", 0, "id");
+    /* Which path ran shows in the text DuckDB was given. */
+    EXPECT_CAPPED("SELECT current_query() AS q", "[[\"SELECT current_query() AS q\\nLIMIT 3\"]]", 0, "q");
+    EXPECT_CAPPED("SELECT current_query() AS q LIMIT 1", "[[\"SELECT current_query() AS q LIMIT 1\"]]", 0, "q");
+    EXPECT_CAPPED("SELECT current_query() AS q LIMIT 1 + 1", "[[\"SELECT current_query() AS q LIMIT 1 + 1\"]]", 0, "q");
+    /* A large table: the first rows in the statement's order, then truncated. */
+    EXPECT_CAPPED("SELECT x FROM other.big ORDER BY x DESC", "[[199999],[199998]]", 1, "x");
+    EXPECT_CAPPED("SELECT count(*) FROM (SELECT x FROM other.big) GROUP BY x % 3 ORDER BY 1", "[[66666],[66667]]", 1,
+                  NULL);
+    /* Errors are reported the same way on every path. */
+    expect_code(qe_tight, "SELECT no_such_column FROM db.users", NULL, TARN_ESQL, "no_such_column", __LINE__);
+    expect_code(qe_tight, "SELECT no_such_column FROM db.users LIMIT 1", NULL, TARN_ESQL, "no_such_column", __LINE__);
+    expect_code(qe_tight, "SELECT no_such_column FROM db.users LIMIT 1 + 1", NULL, TARN_ESQL, "no_such_column",
+                __LINE__);
+    expect_code(qe_tight, "SELECT CAST('x' || id AS INTEGER) FROM db.users", NULL, TARN_ESQL, "Conversion", __LINE__);
+    expect_code(qe_tight, "SELECT repeat('x', 5000)", NULL, TARN_ETOOBIG, "result larger", __LINE__);
+    expect_code(qe_tight, "SELECT repeat('x', 5000) LIMIT 1", NULL, TARN_ETOOBIG, "result larger", __LINE__);
+    expect_code(qe_tight, "SELECT repeat('x', 5000) LIMIT 1 + 1", NULL, TARN_ETOOBIG, "result larger", __LINE__);
+}
+
 TEST(timeout_interrupts_the_query)
 {
     int64_t t0 = tarn_mono_ms();
@@ -571,8 +767,24 @@ TEST(timeout_interrupts_the_query)
     CHECK(strstr(eb.msg, "timed out after 50 ms") != NULL);
     CHECK(took < 3000);
     free(out);
+    /* The same with its own LIMIT (run as written) and with a LIMIT
+     * expression (prepared and streamed). */
+    const char *forms[] = {"SELECT count(*) FROM other.big a, other.big b WHERE a.x * b.x = -1 LIMIT 1",
+                           "SELECT count(*) FROM other.big a, other.big b WHERE a.x * b.x = -1 LIMIT 1 + 1",
+                           "SELECT a.x FROM other.big a, other.big b WHERE a.x * b.x = -1"};
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        t0 = tarn_mono_ms();
+        rc = run(qe_tight, forms[i], NULL, TARN_QUERY_JSON, &out, &eb);
+        took = tarn_mono_ms() - t0;
+        if (rc != TARN_ETIMEOUT) printf("  %s: %s %s\n", forms[i], tarn_err_name(rc), eb.msg);
+        CHECK_EQ_INT(rc, TARN_ETIMEOUT);
+        CHECK(strstr(eb.msg, "timed out after 50 ms") != NULL);
+        CHECK(took < 3000);
+        free(out);
+    }
     /* The engine is fine afterwards. */
     expect_rows(qe_tight, "SELECT count(*) FROM other.big", NULL, "[[200000]]", __LINE__);
+    expect_rows(qe_tight, "SELECT count(*) FROM other.big LIMIT 1 + 1", NULL, "[[200000]]", __LINE__);
 }
 
 /* Each expression printed by us must read exactly like DuckDB's own
@@ -784,6 +996,9 @@ TEST(reopen_builds_every_view_and_skips_broken_ones)
 
 int main(void)
 {
+    /* A host zone other than UTC: results must not depend on it. */
+    setenv("TZ", "Asia/Tokyo", 1);
+    tzset();
     if (!setup()) {
         printf("setup failed\n0 passed, 1 failed\n");
         return 1;
@@ -791,6 +1006,7 @@ int main(void)
     RUN(values_every_common_type);
     RUN(struct_field_group_by);
     RUN(default_database);
+    RUN(every_connection_has_the_engine_settings);
     RUN(reused_connections_keep_no_default_database);
     RUN(csv_format);
     RUN(empty_table_has_typed_columns);
@@ -803,6 +1019,8 @@ int main(void)
     RUN(cte_scoping_is_not_a_loophole);
     RUN(deep_nesting_is_refused_cleanly);
     RUN(truncation_and_limits);
+    RUN(row_cap_forms_of_the_statement);
+    RUN(row_cap_results);
     RUN(timeout_interrupts_the_query);
     RUN(scalar_text_matches_duckdb);
     RUN(type_names);
