@@ -239,19 +239,30 @@ static int batch_write_parquet(tarn_delivery *d, const tarn_table_info *info, co
     const char **files = calloc(staged->nparts, sizeof *files);
     int rc = files ? TARN_OK : TARN_ENOMEM;
     for (size_t i = 0; files && i < staged->nparts; i++) files[i] = staged->parts[i].path;
+    const char *sample = staged->sample_path;
 
-    /* DuckDB infers from a sample; a value outside it that does not fit the
-     * inferred type fails the write, so the second attempt reads everything. */
-    for (int full = 0; rc == TARN_OK && full < 2; full++) {
+    /* The first attempt infers from the staging's schema sample, read whole:
+     * it holds every key and every kind of value of the batch (stage.h). If
+     * there is none (past a limit), it reads every record. DuckDB still
+     * guesses string types (DATE, TIMESTAMP, UUID) from the values it reads;
+     * a later string that does not fit fails the write (or, where DuckDB
+     * casts leniently, is converted: stage.h), and the second attempt reads
+     * every record. */
+    for (int attempt = 0; rc == TARN_OK && attempt < 2; attempt++) {
+        int from_sample = attempt == 0 && sample[0];
         tarn_column *inferred = NULL;
         size_t ninferred = 0;
         tarn_columns_free(*cols, *ncols);
         *cols = NULL;
         *ncols = 0;
-        rc = tarn_writer_infer(d->writer, files, staged->nparts, full, &inferred, &ninferred, eb);
-        /* The first attempt takes HUGEINT as BIGINT; DuckDB infers HUGEINT
-         * when big positive and negative integers mix, although they fit. */
-        if (rc == TARN_OK && !full && (rc = tarn_columns_narrow_hugeint(inferred, ninferred, eb)) > 0) rc = TARN_OK;
+        rc = tarn_writer_infer(d->writer, from_sample ? &sample : files, from_sample ? 1 : staged->nparts, 1,
+                               &inferred, &ninferred, eb);
+        /* HUGEINT is taken as BIGINT where that fits: DuckDB infers HUGEINT
+         * when positive and negative integers mix. The staging pass knows
+         * whether some integer does not fit; without a sample it is unknown,
+         * and only the first attempt narrows. */
+        int narrow = sample[0] ? !staged->ubigint_values : attempt == 0;
+        if (rc == TARN_OK && narrow && (rc = tarn_columns_narrow_hugeint(inferred, ninferred, eb)) > 0) rc = TARN_OK;
         if (rc == TARN_OK)
             rc = tarn_columns_merge(info->columns, info->ncolumns, inferred, ninferred, trailing, 2, cols, ncols, eb);
         tarn_columns_free(inferred, ninferred);
@@ -265,9 +276,9 @@ static int batch_write_parquet(tarn_delivery *d, const tarn_table_info *info, co
                 rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "parquet for %s has %lld rows, expected %lld", p->date,
                                      (long long)rows, (long long)p->rows);
         }
-        if (rc == TARN_OK || full) break;
-        tarn_log_warn(LOG, "%s.%s: write with sampled schema failed (%s); inferring from every record", info->db,
-                      info->name, eb->msg);
+        if (rc == TARN_OK || attempt == 1) break;
+        tarn_log_warn(LOG, "%s.%s: write with the schema inferred from %s failed (%s); inferring from every record",
+                      info->db, info->name, from_sample ? "the schema sample" : "every record", eb->msg);
         rc = TARN_OK;
     }
     free(files);
