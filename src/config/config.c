@@ -22,6 +22,7 @@ void tarn_config_defaults(tarn_config *c)
     c->max_records = 10000;
     c->max_connections = 256;
     c->max_inflight = (size_t)256 << 20;
+    c->max_backlog = (size_t)4 << 30;
     c->buffer_size = (size_t)64 << 20;
     c->buffer_interval_ms = 1000;
     c->compact_target = (size_t)128 << 20;
@@ -126,6 +127,7 @@ static const struct config_key config_keys[] = {
     {"limits.max_records", CFG_INT, CFG_AT(max_records), 1, 10000000},
     {"limits.max_connections", CFG_INT, CFG_AT(max_connections), 1, 100000},
     {"limits.max_inflight", CFG_SIZE, CFG_AT(max_inflight), 1048576, 1e12},
+    {"limits.max_backlog", CFG_SIZE, CFG_AT(max_backlog), 1048576, 1e15},
     {"buffering.size", CFG_SIZE, CFG_AT(buffer_size), 1024, 16384.0 * 1048576},
     {"buffering.interval", CFG_DURATION, CFG_AT(buffer_interval_ms), 10, 86400000},
     {"compaction.target_size", CFG_SIZE, CFG_AT(compact_target), 1024, 1e12},

@@ -9,7 +9,8 @@
  *   listen: 127.0.0.1:8470
  *   data: ./tarn-data
  *   limits:    {max_record: 1MiB, max_request: 10MiB, max_depth: 64,
- *               max_records: 10000, max_connections: 256, max_inflight: 256MiB}
+ *               max_records: 10000, max_connections: 256, max_inflight: 256MiB,
+ *               max_backlog: 4GiB}
  *   buffering: {size: 64MiB, interval: 1s}
  *   compaction: {target_size: 128MiB, min_files: 4, grace: 5m, interval: 10s}
  *   stream:    {segment_size: 64MiB}
@@ -34,6 +35,7 @@ typedef struct tarn_config {
     size_t max_records;
     unsigned max_connections;
     size_t max_inflight;      /* request bodies held in memory at once, all connections together */
+    size_t max_backlog;       /* per table: acknowledged, not yet delivered bytes before ingest answers 503 */
 
     size_t buffer_size;
     int64_t buffer_interval_ms;

@@ -50,6 +50,7 @@ struct tarn_table {
     int64_t delivered_seq;
     int64_t pending_since_ms; /* monotonic time the worker first saw undelivered records; 0 = none */
     int64_t bytes_mark;       /* durable bytes already counted: delivered, or found at start */
+    atomic_llong mark_pub;    /* bytes_mark, for appenders that do not take d->mu */
     int64_t flush_target;     /* a flush waits for delivered_seq >= this */
     int64_t retry_at_ms;      /* after a failed delivery, not before this */
     int64_t retry_delay_ms;
@@ -111,6 +112,7 @@ static int table_open(tarn_delivery *d, const tarn_table_info *info, tarn_table 
          * interval delivers whatever of it is pending. */
         int64_t durable;
         tarn_stream_stats(t->stream, &durable, &t->bytes_mark);
+        atomic_init(&t->mark_pub, t->bytes_mark);
     }
     if (rc) {
         free(t);
@@ -172,6 +174,16 @@ int tarn_table_append(tarn_delivery *d, tarn_table *t, const tarn_record *recs, 
      * acknowledges anything more, not only the one that failed. */
     if (atomic_load(&d->failed))
         return tarn_errbuf_set(eb, TARN_EUNAVAILABLE, "the server is stopping after a storage failure");
+    if (d->opts.max_backlog) {
+        int64_t bytes;
+        tarn_stream_stats(t->stream, NULL, &bytes);
+        int64_t backlog = bytes - atomic_load(&t->mark_pub);
+        if (backlog > (int64_t)d->opts.max_backlog)
+            return tarn_errbuf_set(eb, TARN_EUNAVAILABLE,
+                                   "%s.%s has %lld bytes acknowledged but not yet delivered, over limits.max_backlog "
+                                   "(%zu); retry once delivery catches up",
+                                   t->db, t->name, (long long)backlog, d->opts.max_backlog);
+    }
     int rc = tarn_stream_append(t->stream, recs, n, tarn_now_us(), first_seq, last_seq, eb);
     if (rc == TARN_EIO) {
         atomic_store(&d->failed, 1);
@@ -703,6 +715,7 @@ static void *worker_main(void *arg)
              * end: a backlog larger than one batch stays due by size. */
             t->bytes_mark += delivered_bytes;
             if (t->bytes_mark > bytes) t->bytes_mark = bytes;
+            atomic_store(&t->mark_pub, t->bytes_mark);
             t->retry_delay_ms = 0;
             t->retry_at_ms = 0;
             t->last_error_code = 0;
@@ -775,9 +788,11 @@ int tarn_delivery_status_json(tarn_delivery *d, tarn_buf *out)
         if (!rc) rc = tarn_buf_append_str(out, ",\"name\":");
         if (!rc) rc = tarn_buf_append_json_str(out, t->name, strlen(t->name));
         if (!rc)
-            rc = tarn_buf_printf(out, ",\"durable_seq\":%lld,\"delivered_seq\":%lld,\"pending_records\":%lld,\"last_error\":",
+            rc = tarn_buf_printf(out,
+                                 ",\"durable_seq\":%lld,\"delivered_seq\":%lld,\"pending_records\":%lld,"
+                                 "\"backlog_bytes\":%lld,\"last_error\":",
                                  (long long)durable, (long long)t->delivered_seq,
-                                 (long long)(durable - t->delivered_seq));
+                                 (long long)(durable - t->delivered_seq), (long long)(bytes - t->bytes_mark));
         if (!rc) rc = t->last_error[0] ? tarn_buf_append_json_str(out, t->last_error, strlen(t->last_error))
                                        : tarn_buf_append_str(out, "null");
         if (!rc) rc = tarn_buf_append_char(out, '}');

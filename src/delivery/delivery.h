@@ -43,6 +43,8 @@ typedef struct tarn_delivery_opts {
     int64_t buffer_interval_ms;  /* ... or once the oldest waiting record is this old */
     size_t segment_size;         /* log segment size */
     size_t max_record;           /* largest record the log accepts */
+    size_t max_backlog;          /* appends are refused while this many acknowledged bytes of the
+                                    table wait for delivery; 0 = no limit */
     size_t compact_target;       /* compacted file size */
     int compact_min_files;       /* compact a partition once it has this many small files */
     int64_t compact_grace_ms;    /* replaced files are deleted after this */
@@ -66,7 +68,10 @@ void tarn_delivery_close(tarn_delivery *d);
 int tarn_delivery_table(tarn_delivery *d, const char *db, const char *table, int create, tarn_table **out,
                         tarn_errbuf *eb);
 /* Appends records to the table's log and returns once they are durable (see
- * tarn_stream_append). */
+ * tarn_stream_append). TARN_EUNAVAILABLE, storing nothing, while the table's
+ * backlog (bytes appended since the delivery last caught up; a log recovered
+ * at start counts as caught up) is over max_backlog: delivery is behind or
+ * failing, and the client should retry later. */
 int tarn_table_append(tarn_delivery *d, tarn_table *t, const tarn_record *recs, size_t n, int64_t *first_seq,
                       int64_t *last_seq, tarn_errbuf *eb);
 /* Delivers everything acknowledged so far and returns once it is published

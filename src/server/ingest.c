@@ -156,5 +156,8 @@ enum MHD_Result api_records(tarn_server *s, struct MHD_Connection *conn, http_re
     return r;
 fail:
     tarn_buf_free(&inflated);
+    /* Delivery behind (limits.max_backlog) or the server stopping: the
+     * request was fine, so say when to come back. */
+    if (rc == TARN_EUNAVAILABLE) return http_reply_busy(conn, eb.msg);
     return http_reply_error(conn, rc, eb.msg);
 }

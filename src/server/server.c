@@ -192,6 +192,7 @@ int tarn_server_main(int argc, char **argv)
         .buffer_interval_ms = s.cfg.buffer_interval_ms,
         .segment_size = s.cfg.segment_size,
         .max_record = s.cfg.max_record,
+        .max_backlog = s.cfg.max_backlog,
         .compact_target = s.cfg.compact_target,
         .compact_min_files = s.cfg.compact_min_files,
         .compact_grace_ms = s.cfg.compact_grace_ms,

@@ -1,6 +1,9 @@
 """Server-wide limits: request bodies held in memory at once are capped
 (limits.max_inflight); a request over the budget gets 503 with Retry-After
-and changes nothing, and the budget comes back when requests complete."""
+and changes nothing, and the budget comes back when requests complete. A
+table whose acknowledged but undelivered bytes pass limits.max_backlog
+refuses appends the same way until delivery catches up. A query over its
+timeout gets 504."""
 
 import os
 import socket
@@ -48,6 +51,45 @@ def test_inflight_budget_refuses_then_recovers():
     eq(r.status, 200, "status once the budget is free (body %r)" % r.body[:200])
     s.flush(db, t)
     eq(s.scalar("SELECT COUNT(*) FROM %s.%s" % (db, t)), 1 + 850 + 400, "rows: nothing from the refused request twice")
+    s.stop()
+
+
+@timeout(90)
+def test_backlog_limit_refuses_then_recovers_after_delivery():
+    # Nothing is delivered by size or interval: only the flush catches up.
+    s = start_with_config("limits:\n  max_backlog: 1MiB\nbuffering:\n  size: 1GiB\n  interval: 1h\n")
+    db, t = "lim", "backlog"
+    acked, refused, next_id = 0, None, 0
+    for _ in range(10):  # about 370 KB a request: over 1 MiB within 4
+        body = body_of(400, next_id)
+        r = s.post_records(db, t, body)
+        if r.status != 200:
+            refused = r
+            break
+        acked += 400
+        next_id += 400
+    check(refused is not None, "no request was refused after %d records" % acked)
+    check(acked * 900 > 1 << 20, "refused before the backlog passed 1 MiB (%d records acknowledged)" % acked)
+    eq(refused.status, 503, "status over the backlog (body %r)" % refused.body[:300])
+    eq(refused.json()["error"]["code"], "TARN_EUNAVAILABLE", "code")
+    eq(refused.header("retry-after"), "1", "Retry-After")
+    check("max_backlog" in refused.json()["error"]["message"], "message names the limit: %r" % refused.body[:300])
+    st = s.get("/v1/status").json()
+    row = [x for x in st["tables"] if x["database"] == db and x["name"] == t][0]
+    eq(row["durable_seq"], acked, "the refused request stored nothing")
+    check(row["backlog_bytes"] > 1 << 20, "status shows the backlog: %r" % row)
+    # Another table is not held back by this one.
+    eq(s.post_records(db, "other", body_of(10, 0)).status, 200, "another table still takes records")
+    # Delivery catches up: the table takes records again.
+    s.flush(db, t)
+    st = s.get("/v1/status").json()
+    row = [x for x in st["tables"] if x["database"] == db and x["name"] == t][0]
+    eq(row["backlog_bytes"], 0, "backlog after the flush")
+    r = s.post_records(db, t, body_of(400, next_id))
+    eq(r.status, 200, "status after delivery caught up (body %r)" % r.body[:200])
+    s.flush(db, t)
+    eq(s.scalar("SELECT COUNT(*) FROM %s.%s" % (db, t)), acked + 400, "rows: every acknowledged record, once")
+    eq(s.scalar("SELECT COUNT(DISTINCT id) FROM %s.%s" % (db, t)), acked + 400, "distinct ids")
     s.stop()
 
 

@@ -34,6 +34,7 @@ TEST(defaults_match_the_documented_limits)
     CHECK_EQ_INT(c.max_depth, 64);
     CHECK_EQ_INT(c.max_records, 10000);
     CHECK_EQ_INT(c.max_inflight, 256 << 20);
+    CHECK_EQ_INT(c.max_backlog, (size_t)4 << 30);
     CHECK_EQ_INT(c.buffer_size, 64 << 20);
     CHECK_EQ_INT(c.buffer_interval_ms, 1000);
     CHECK_EQ_INT(c.compact_target, 128 << 20);
@@ -62,7 +63,7 @@ TEST(file_overrides_defaults)
 {
     const char *path = write_yaml("listen: 0.0.0.0:9000\n"
                                   "data: /var/lib/tarn\n"
-                                  "limits:\n  max_record: 2MiB\n  max_depth: 32\n"
+                                  "limits:\n  max_record: 2MiB\n  max_depth: 32\n  max_backlog: 512MiB\n"
                                   "buffering:\n  size: 8MiB\n  interval: 250ms\n"
                                   "query:\n  timeout: 5s\n  max_rows: 10\n  memory_limit: 2GB\n");
     tarn_config c;
@@ -74,6 +75,7 @@ TEST(file_overrides_defaults)
     CHECK_EQ_STR(c.data_dir, "/var/lib/tarn");
     CHECK_EQ_INT(c.max_record, 2 << 20);
     CHECK_EQ_INT(c.max_depth, 32);
+    CHECK_EQ_INT(c.max_backlog, 512 << 20);
     CHECK_EQ_INT(c.buffer_size, 8 << 20);
     CHECK_EQ_INT(c.buffer_interval_ms, 250);
     CHECK_EQ_INT(c.query_timeout_ms, 5000);
@@ -96,6 +98,8 @@ TEST(bad_files_name_the_line_and_key)
     CHECK_EQ_INT(tarn_config_load_file(&c, write_yaml("a: b: c\n"), &eb), TARN_EINVAL);
     CHECK_EQ_INT(tarn_config_load_file(&c, "/nonexistent/tarn.yaml", &eb), TARN_ENOTFOUND);
     CHECK_EQ_INT(tarn_config_load_file(&c, write_yaml("limits:\n  max_depth: 0\n"), &eb), TARN_EINVAL);
+    CHECK_EQ_INT(tarn_config_load_file(&c, write_yaml("limits:\n  max_backlog: 1KiB\n"), &eb), TARN_EINVAL);
+    CHECK(strstr(eb.msg, "limits.max_backlog") != NULL);
     /* Nothing of the failed files changed the defaults. */
     CHECK_EQ_INT(c.max_depth, 64);
     CHECK_EQ_INT(c.buffer_size, 64 << 20);
