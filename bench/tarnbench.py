@@ -624,6 +624,20 @@ def bench_single_posts(res, cfg):
                  (name, x["requests"], x["status_errors"], x["latency_p50_us"] / 1e3, x["latency_p99_us"] / 1e3))
 
 
+def delivery_phases(tarn):
+    """The phases of the last delivery the server logged ("delivered N records
+    ... in T ms: staging a, parquet b, ..."), as text."""
+    try:
+        with open(tarn.logf.name, errors="replace") as f:
+            lines = [ln for ln in f if "] " in ln and " delivered " in ln and " ms: " in ln]
+    except OSError:
+        return ""
+    if not lines:
+        return ""
+    m = re.search(r"in (\d+) ms: (.*)$", lines[-1].strip())
+    return "total %s ms: %s (ms)" % (m.group(1), m.group(2)) if m else ""
+
+
 def bench_delivery_and_queries(res, cfg):
     """3. JSON -> Parquet delivery vs DuckDB's COPY; 4. queries on the result."""
     n = cfg["big_records"]
@@ -660,6 +674,10 @@ def bench_delivery_and_queries(res, cfg):
     if fst != 200:
         res.note("flush (1GiB buffer) failed: %s %s" % (fst, fjs))
     res.mem("3. after flush, 1GiB buffer", a)
+    phases = delivery_phases(a)
+    if phases:
+        res.note("1GiB flush, the delivery's own phases (server log): %s" % phases)
+        res.details["delivery phases 1GiB"] = phases
 
     # 64 MiB: the worker starts delivering as soon as the server opens (the
     # log exceeds the buffer), so time from exec to the flush's reply.
