@@ -125,6 +125,10 @@
 #define QUERY_MAX_VIEW_SQL ((size_t)256 << 20)
 /* Idle connections kept for the next queries; more are opened on demand. */
 #define QUERY_POOL_MAX 16
+/* Checked texts remembered (see query_verdict_find), and the longest one
+ * kept: 64 x 8 KiB at most. */
+#define QUERY_VERDICTS 64
+#define QUERY_VERDICT_MAX_SQL 8192
 
 /* ---- registry of views -------------------------------------------------- */
 
@@ -154,6 +158,20 @@ typedef struct query_conn {
     struct query_conn *next;
 } query_conn;
 
+/* The checker's verdict on one text (see query_verdict_find): kept for
+ * the next identical query while no view has changed since. */
+typedef struct query_verdict {
+    char *sql;
+    char *db;       /* default database, NULL for none */
+    uint64_t gen;   /* reg_gen when the check ran */
+    int how;        /* enum tarn_sqlcheck_bound */
+    char *capped;   /* the capped text, NULL unless how is TARN_SQLCHECK_CAPPED */
+    char **tables;  /* "db.table" of each table referenced */
+    size_t ntables;
+} query_verdict;
+
+static void query_verdict_free(query_verdict *v);
+
 /* A query's registration with the watchdog. */
 typedef struct query_watch {
     duckdb_connection conn;
@@ -179,6 +197,12 @@ struct tarn_query_engine {
     size_t ntables, cap_tables;
     char **dbs; /* schemas created */
     size_t ndbs, cap_dbs;
+    atomic_ullong reg_gen; /* bumped whenever a view is built or dropped */
+
+    /* Verdicts of recent checks, replaced round robin. */
+    pthread_mutex_t verdict_lock;
+    query_verdict verdicts[QUERY_VERDICTS];
+    size_t verdict_next;
 
     /* DuckDB's keywords, sorted: a struct field named like one is quoted in
      * type text, as DuckDB prints it. */
@@ -775,6 +799,9 @@ static int query_build_view(tarn_query_engine *e, const tarn_table_info *t, tarn
     pthread_mutex_unlock(&e->reg_lock);
 
 done:
+    /* Whatever happened, verdicts checked against the registry before may
+     * no longer hold (see query_verdict_find). */
+    atomic_fetch_add(&e->reg_gen, 1);
     if (rc == TARN_ENOMEM) tarn_errbuf_set(eb, rc, "out of memory");
     free(versions);
     query_version_free(&duck);
@@ -980,6 +1007,8 @@ int tarn_query_engine_open(const tarn_query_opts *opts, tarn_catalog *cat, tarn_
     e->max_result_bytes = opts->max_result_bytes ? opts->max_result_bytes : QUERY_DEFAULT_MAX_RESULT;
     pthread_mutex_init(&e->ddl_lock, NULL);
     pthread_mutex_init(&e->reg_lock, NULL);
+    pthread_mutex_init(&e->verdict_lock, NULL);
+    atomic_init(&e->reg_gen, 1);
     pthread_mutex_init(&e->wd_lock, NULL);
     pthread_mutex_init(&e->pool_lock, NULL);
     e->wd_next = INT64_MAX;
@@ -1060,6 +1089,8 @@ void tarn_query_engine_close(tarn_query_engine *e)
     for (size_t i = 0; i < e->nkeywords; i++) free(e->keywords[i]);
     free(e->keywords);
     free(e->lake_dir);
+    for (size_t i = 0; i < QUERY_VERDICTS; i++) query_verdict_free(&e->verdicts[i]);
+    pthread_mutex_destroy(&e->verdict_lock);
     pthread_mutex_destroy(&e->ddl_lock);
     pthread_mutex_destroy(&e->reg_lock);
     pthread_mutex_destroy(&e->wd_lock);
@@ -1798,6 +1829,93 @@ static void query_refs_free(query_refs *refs)
     free(refs->names);
 }
 
+/* ---- verdict cache ----------------------------------------------------------
+ *
+ * The check of a text costs about 0.25 ms (two parses, jansson, the walk),
+ * a quarter of a small query. Dashboards send the same text again and
+ * again, so the verdict of a successful check is kept: the bound it found
+ * (and the capped text) and the tables it referenced. A later query with
+ * the very same bytes and default database reuses it while no view has been
+ * built or dropped since (reg_gen); the tables are resolved again, which
+ * also recomputes bytes_scanned. Anything refused is checked every time,
+ * and the verdict only ever stands for the exact text that was checked. */
+
+static void query_verdict_free(query_verdict *v)
+{
+    free(v->sql);
+    free(v->db);
+    free(v->capped);
+    for (size_t i = 0; i < v->ntables; i++) free(v->tables[i]);
+    free(v->tables);
+    memset(v, 0, sizeof *v);
+}
+
+static int query_same_db(const char *a, const char *b) { return a == b || (a && b && strcmp(a, b) == 0); }
+
+/* 1 if a current verdict for (sql, db) was found: *how, capped and refs are
+ * filled as the check would have. 0 otherwise (nothing changed). */
+static int query_verdict_find(tarn_query_engine *e, const char *sql, const char *db, enum tarn_sqlcheck_bound *how,
+                              tarn_buf *capped, query_refs *refs)
+{
+    uint64_t gen = atomic_load(&e->reg_gen);
+    int found = 0;
+    pthread_mutex_lock(&e->verdict_lock);
+    for (size_t i = 0; i < QUERY_VERDICTS && !found; i++) {
+        query_verdict *v = &e->verdicts[i];
+        if (!v->sql || v->gen != gen || !query_same_db(v->db, db) || strcmp(v->sql, sql) != 0) continue;
+        found = 1;
+        tarn_buf_reset(capped);
+        if (v->capped && tarn_buf_append_str(capped, v->capped)) found = 0;
+        for (size_t k = 0; found && k < v->ntables; k++) {
+            char name[300];
+            snprintf(name, sizeof name, "%s", v->tables[k]);
+            char *dot = strchr(name, '.');
+            if (!dot) {
+                found = 0;
+                break;
+            }
+            *dot = '\0';
+            /* A table gone since means a changed registry; be safe anyway. */
+            if (!query_resolve(refs, name, dot + 1) || refs->oom) found = 0;
+        }
+        if (found) *how = (enum tarn_sqlcheck_bound)v->how;
+    }
+    pthread_mutex_unlock(&e->verdict_lock);
+    if (!found) {
+        query_refs_free(refs);
+        refs->names = NULL;
+        refs->n = 0;
+        refs->bytes = 0;
+        refs->oom = 0;
+    }
+    return found;
+}
+
+/* Keeps the verdict of a successful check made at registry generation gen. */
+static void query_verdict_keep(tarn_query_engine *e, const char *sql, const char *db, uint64_t gen,
+                               enum tarn_sqlcheck_bound how, const tarn_buf *capped, const query_refs *refs)
+{
+    if (strlen(sql) > QUERY_VERDICT_MAX_SQL) return;
+    query_verdict v = {0};
+    int ok = (v.sql = strdup(sql)) != NULL;
+    if (ok && db) ok = (v.db = strdup(db)) != NULL;
+    if (ok && how == TARN_SQLCHECK_CAPPED) ok = capped->data && (v.capped = strdup(capped->data)) != NULL;
+    if (ok && refs->n) ok = (v.tables = calloc(refs->n, sizeof *v.tables)) != NULL;
+    for (size_t i = 0; ok && i < refs->n; i++, v.ntables++) ok = (v.tables[i] = strdup(refs->names[i])) != NULL;
+    v.gen = gen;
+    v.how = (int)how;
+    if (!ok) {
+        query_verdict_free(&v);
+        return;
+    }
+    pthread_mutex_lock(&e->verdict_lock);
+    query_verdict *slot = &e->verdicts[e->verdict_next];
+    e->verdict_next = (e->verdict_next + 1) % QUERY_VERDICTS;
+    query_verdict_free(slot);
+    *slot = v;
+    pthread_mutex_unlock(&e->verdict_lock);
+}
+
 static int query_timeout_error(tarn_query_engine *e, tarn_errbuf *eb)
 {
     if (e->timeout_ms % 1000 == 0)
@@ -1976,10 +2094,16 @@ int tarn_query_run(tarn_query_engine *e, const char *sql, const char *default_db
 
     /* The whole check happens before DuckDB prepares or runs the user's
      * text: binding already opens the files a table function or a path
-     * names. */
-    int rc = tarn_sqlcheck_statement_bounded(conn, &qc->serializer, sql, default_db, query_resolve, &refs, e->max_rows,
+     * names. The same text checked before, with no view changed since,
+     * has its verdict kept. */
+    int rc = TARN_OK, reused = query_verdict_find(e, sql, default_db, &how, &capped, &refs);
+    if (!reused) {
+        uint64_t gen = atomic_load(&e->reg_gen);
+        rc = tarn_sqlcheck_statement_bounded(conn, &qc->serializer, sql, default_db, query_resolve, &refs, e->max_rows,
                                              &capped, &how, eb);
-    if (!rc && refs.oom) rc = tarn_errbuf_set(eb, TARN_ENOMEM, "out of memory");
+        if (!rc && refs.oom) rc = tarn_errbuf_set(eb, TARN_ENOMEM, "out of memory");
+        if (!rc) query_verdict_keep(e, sql, default_db, gen, how, &capped, &refs);
+    }
     if (rc) goto done;
 
     query_watch_add(e, &w);
@@ -2019,6 +2143,7 @@ int tarn_query_run(tarn_query_engine *e, const char *sql, const char *default_db
         }
     }
     rc = query_encode(e, &res, &w, fmt, refs.bytes, t0, out, start, stats, eb);
+    if (!rc && stats) stats->verdict_reused = reused;
 
 done:
     if (have_res) duckdb_destroy_result(&res);

@@ -55,6 +55,7 @@ typedef struct tarn_query_stats {
     int truncated;         /* the row cap cut the result */
     int64_t bytes_scanned; /* upper bound: the Parquet bytes of the tables referenced */
     int64_t elapsed_ms;
+    int verdict_reused;    /* the SQL check's verdict on this same text was reused */
 } tarn_query_stats;
 
 /* Runs one SELECT. default_db (may be NULL) resolves unqualified table

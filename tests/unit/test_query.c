@@ -889,6 +889,64 @@ TEST(refresh_sees_new_files)
     CHECK_EQ_INT(tarn_query_refresh_table(qe, "db", "missing", &eb), TARN_ENOTFOUND);
 }
 
+/* Runs sql and returns its stats (rc in *rc). */
+static tarn_query_stats stats_of(const char *sql, const char *db, int *rc)
+{
+    tarn_buf b;
+    tarn_buf_init(&b, 0);
+    tarn_errbuf eb = {{0}};
+    tarn_query_stats st;
+    memset(&st, 0, sizeof st);
+    *rc = tarn_query_run(qe, sql, db, TARN_QUERY_JSON, &b, &st, &eb);
+    tarn_buf_free(&b);
+    return st;
+}
+
+/* The check's verdict is reused only for the very same text and default
+ * database, while no view changed; refusals are never remembered. */
+TEST(verdict_reuse)
+{
+    int rc;
+    const char *q = "SELECT count(*) FROM users WHERE id > 0 -- verdict test";
+    tarn_query_stats a = stats_of(q, "db", &rc);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(a.verdict_reused, 0);
+    tarn_query_stats b = stats_of(q, "db", &rc);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(b.verdict_reused, 1);
+    CHECK_EQ_INT(b.bytes_scanned, a.bytes_scanned);
+    EXPECT_ROWS(q, "db", "[[4]]");
+    /* Another default database: checked again, and refused there. */
+    EXPECT_CODE(q, NULL, TARN_ENOTFOUND, "table 'users' not found");
+    EXPECT_CODE(q, "other", TARN_ENOTFOUND, "table 'users' not found");
+    /* One byte different: checked again. */
+    tarn_query_stats c = stats_of("SELECT count(*) FROM users WHERE id > 0 -- verdict tesT", "db", &rc);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(c.verdict_reused, 0);
+    /* Refused texts stay refused, each time through the check. */
+    for (int i = 0; i < 3; i++) EXPECT_CODE("SELECT * FROM read_csv('/etc/passwd')", NULL, TARN_EDENIED, NULL);
+    /* Capped and fallback forms reuse theirs with the same results. */
+    const char *capped = "SELECT x FROM other.big ORDER BY x", *fallback = "SELECT x FROM other.big ORDER BY x LIMIT 1+2";
+    for (int i = 0; i < 2; i++) {
+        tarn_query_stats s1 = stats_of(capped, NULL, &rc);
+        CHECK_EQ_INT(rc, 0);
+        CHECK_EQ_INT(s1.verdict_reused, i);
+        CHECK_EQ_INT(s1.truncated, 1);
+        CHECK_EQ_INT(s1.row_count, 100000);
+        tarn_query_stats s2 = stats_of(fallback, NULL, &rc);
+        CHECK_EQ_INT(rc, 0);
+        CHECK_EQ_INT(s2.verdict_reused, i);
+        CHECK_EQ_INT(s2.row_count, 3);
+    }
+    /* A view rebuilt: every verdict is checked again. */
+    tarn_errbuf eb = {{0}};
+    CHECK_EQ_INT(tarn_query_refresh_table(qe, "db", "users", &eb), 0);
+    tarn_query_stats d = stats_of(q, "db", &rc);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(d.verdict_reused, 0);
+    CHECK_EQ_INT(stats_of(q, "db", &rc).verdict_reused, 1);
+}
+
 /* 4 threads query while another publishes files and refreshes the view. */
 typedef struct conc_state {
     atomic_int stop;
@@ -1025,6 +1083,7 @@ int main(void)
     RUN(scalar_text_matches_duckdb);
     RUN(type_names);
     RUN(refresh_sees_new_files);
+    RUN(verdict_reuse);
     RUN(concurrent_queries_during_refresh);
     RUN(malicious_catalog_type_is_refused);
     RUN(reserved_database_names_get_no_view);
