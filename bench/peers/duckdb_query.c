@@ -1,7 +1,7 @@
 /* duckdb_query.c - plain DuckDB on Tarn's Parquet files, the peer of the
  * query benchmark.
  *
- *   duckdb_query [--reps N] [--threads N] [--read-opts OPTS] FILES.txt VIEW SQL [SQL ...]
+ *   duckdb_query [--reps N] [--threads N] [--read-opts OPTS] [--footer-cache 1] FILES.txt VIEW SQL [SQL ...]
  *
  * FILES.txt lists Parquet files, one path a line (the files Tarn published
  * for the table). VIEW is a name like "bench.users": the program creates
@@ -9,7 +9,8 @@
  *   CREATE VIEW bench.users AS SELECT * FROM read_parquet([files...] [, OPTS])
  * so the SQL runs unchanged. Each SQL runs once to warm up, then N times
  * (default 20); the time of one run is duckdb_query() returning the whole
- * materialized result. Prints one JSON line: per query the median, min and
+ * materialized result. --footer-cache 1 sets parquet_metadata_cache, which
+ * Tarn sets and plain DuckDB does not (its default is off). Prints one JSON line: per query the median, min and
  * max in milliseconds and the row count, then the peak RSS.
  */
 #define _GNU_SOURCE
@@ -85,16 +86,18 @@ static void str_sql_string(str *s, const char *t)
 
 int main(int argc, char **argv)
 {
-    int reps = 20, threads = 0, i = 1;
+    int reps = 20, threads = 0, footer_cache = 0, i = 1;
     const char *read_opts = NULL;
     for (; i + 1 < argc && argv[i][0] == '-' && argv[i][1] == '-'; i += 2) {
         if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--read-opts")) read_opts = argv[i + 1];
+        else if (!strcmp(argv[i], "--footer-cache")) footer_cache = atoi(argv[i + 1]);
         else break;
     }
     if (argc - i < 3 || reps < 1 || reps > 10000) {
-        fprintf(stderr, "usage: duckdb_query [--reps N] [--threads N] [--read-opts OPTS] FILES.txt VIEW SQL [SQL ...]\n");
+        fprintf(stderr, "usage: duckdb_query [--reps N] [--threads N] [--read-opts OPTS] [--footer-cache 1] FILES.txt VIEW "
+                        "SQL [SQL ...]\n");
         return 2;
     }
     const char *list = argv[i], *view = argv[i + 1];
@@ -139,6 +142,10 @@ int main(int argc, char **argv)
     if (threads > 0) {
         snprintf(line, sizeof line, "SET threads=%d", threads);
         run(c, line, &res);
+        duckdb_destroy_result(&res);
+    }
+    if (footer_cache) {
+        run(c, "SET GLOBAL parquet_metadata_cache=true", &res);
         duckdb_destroy_result(&res);
     }
     run(c, ddl.p, &res);
