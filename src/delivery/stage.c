@@ -319,21 +319,28 @@ SHAPE_INLINE int shape_bytes_equal(const char *p, const char *end, const char *t
     return memcmp(p, t, n) == 0;
 }
 
+#ifdef __SSE2__
+/* Non-zero if the bytes of p and x agree wherever mask (bit i: byte i, up
+ * to 32 bytes) is set. 32 bytes of each must be readable. */
+SHAPE_INLINE int shape_masked_equal32(const char *p, const char *x, uint32_t mask)
+{
+    uint32_t eq = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)p),
+                                                             _mm_loadu_si128((const __m128i *)(const void *)x)));
+    if (mask > 0xffffu)
+        eq |= (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)(p + 16)),
+                                                         _mm_loadu_si128((const __m128i *)(const void *)(x + 16))))
+              << 16;
+    return (eq & mask) == mask;
+}
+#endif
+
 /* Non-zero if the key of node g, its closing quote and a colon are at p
  * (p .. end readable). */
 SHAPE_INLINE int shape_key_equal(const stage_shape *sh, const shape_node *g, const char *p, const char *end)
 {
     const char *k = sh->keys + g->key_off;
 #ifdef __SSE2__
-    if (g->key_mask && end - p >= 32) {
-        uint32_t eq = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)p),
-                                                                 _mm_loadu_si128((const __m128i *)(const void *)k)));
-        if (g->key_mask > 0xffffu)
-            eq |= (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)(p + 16)),
-                                                             _mm_loadu_si128((const __m128i *)(const void *)(k + 16))))
-                  << 16;
-        return (eq & g->key_mask) == g->key_mask;
-    }
+    if (g->key_mask && end - p >= 32) return shape_masked_equal32(p, k, g->key_mask);
 #endif
     return shape_bytes_equal(p, end, k, g->key_len + 2);
 }
@@ -496,15 +503,7 @@ SHAPE_INLINE int shape_piece_equal(const char *p, const char *end, const shape_t
     const char *x = t->text + v->piece_off;
 #ifdef __SSE2__
     /* The usual piece: up to 32 bytes, well before the record's end. */
-    if (v->piece_mask && end - p >= 32) {
-        uint32_t eq = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)p),
-                                                                 _mm_loadu_si128((const __m128i *)(const void *)x)));
-        if (v->piece_mask > 0xffffu)
-            eq |= (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)(p + 16)),
-                                                             _mm_loadu_si128((const __m128i *)(const void *)(x + 16))))
-                  << 16;
-        return (eq & v->piece_mask) == v->piece_mask;
-    }
+    if (v->piece_mask && end - p >= 32) return shape_masked_equal32(p, x, v->piece_mask);
 #endif
     if (v->piece_len <= 4 && end - p >= 4) { /* the record's end: a brace or two */
         for (uint32_t i = 0; i < v->piece_len; i++)
