@@ -174,12 +174,14 @@ int64_t tarn_now_us(void)
 
 int64_t tarn_now_ms(void) { return tarn_now_us() / 1000; }
 
-int64_t tarn_mono_ms(void)
+int64_t tarn_mono_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
+
+int64_t tarn_mono_ms(void) { return tarn_mono_us() / 1000; }
 
 static void split_time(int64_t us, struct tm *tm, long *micros)
 {

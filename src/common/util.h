@@ -26,7 +26,8 @@ int tarn_rm_rf(const char *path);
 /* Wall clock in microseconds / milliseconds since the epoch (UTC). */
 int64_t tarn_now_us(void);
 int64_t tarn_now_ms(void);
-/* Monotonic clock in milliseconds, for timeouts and intervals. */
+/* Monotonic clock in microseconds / milliseconds, for timeouts and intervals. */
+int64_t tarn_mono_us(void);
 int64_t tarn_mono_ms(void);
 /* "YYYY-MM-DD" of a UTC epoch-microsecond time into out (>= 11 bytes). */
 void tarn_format_date(int64_t us, char *out);

@@ -1119,13 +1119,6 @@ static int stream_write_batch(tarn_stream *s, const tarn_record *recs, size_t n,
     return TARN_OK;
 }
 
-static int64_t stream_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Extends the newest segment with zeros if few remain (see ZERO-AHEAD).
  * mu held. */
 static void stream_zero_ahead(tarn_stream *s)
@@ -1142,11 +1135,9 @@ static void stream_zero_ahead(tarn_stream *s)
         if (w <= 0) break;
         off += (uint64_t)w;
     }
-    if (off < to && ftruncate(s->active->fd, (off_t)from) != 0) {
-        /* Some zeros stay past file_size: harmless, they are zeros. */
-        return;
-    }
     if (off == to) s->file_size = to;
+    else if (ftruncate(s->active->fd, (off_t)from) != 0) /* zeros past file_size are harmless */
+        tarn_log_warn(STREAM_COMPONENT, "%s: cutting a failed zero-ahead: %s", s->dir, strerror(errno));
 }
 
 /* The syncer's wait for as many appends as the last fsync covered, at most
@@ -1155,7 +1146,7 @@ static void stream_gather(tarn_stream *s)
 {
     if (s->uncovered >= s->gather_want) return;
     int64_t wait_us = s->last_sync_us < STREAM_GATHER_MAX_US ? s->last_sync_us : STREAM_GATHER_MAX_US;
-    int64_t until = stream_now_us() + wait_us;
+    int64_t until = tarn_mono_us() + wait_us;
     struct timespec dl = {(time_t)(until / 1000000), (long)(until % 1000000) * 1000};
     s->gathering = 1;
     while (s->uncovered < s->gather_want && !s->failed && !s->closing)
@@ -1203,10 +1194,10 @@ static int stream_wait_durable(tarn_stream *s, int64_t last, int *locked, tarn_e
             struct timespec ts = {delay / 1000000, (long)(delay % 1000000) * 1000};
             nanosleep(&ts, NULL);
         }
-        int64_t t0 = stream_now_us();
+        int64_t t0 = tarn_mono_us();
         int rc = inject ? -1 : fdatasync(seg->fd);
         int e = inject ? inject : errno;
-        int64_t took = stream_now_us() - t0;
+        int64_t took = tarn_mono_us() - t0;
 
         pthread_mutex_lock(&s->mu);
         s->syncing = 0;
