@@ -54,6 +54,13 @@ static enum MHD_Result http_error_body(struct MHD_Connection *conn, unsigned sta
     tarn_buf_append_str(&b, "}}");
     if (!status) status = (unsigned)tarn_err_http_status(code);
     if (status >= 500) tarn_log_error(LOG, "%u %s: %s", status, name, msg);
+    /* Unavailable (the server is full, a table is behind, or the server is
+     * stopping): the request was fine; say when to come back. */
+    static const http_header retry = {MHD_HTTP_HEADER_RETRY_AFTER, "1"};
+    if (code == TARN_EUNAVAILABLE && !nextra) {
+        extra = &retry;
+        nextra = 1;
+    }
     enum MHD_Result r = http_reply_headers(conn, status, "application/json", &b, extra, nextra);
     tarn_buf_free(&b);
     return r;
@@ -231,13 +238,6 @@ static void http_release(tarn_server *s, http_request *req)
     req->reserved = 0;
 }
 
-/* 503 with Retry-After: the request was fine, the server is full. */
-enum MHD_Result http_reply_busy(struct MHD_Connection *conn, const char *msg)
-{
-    static const http_header retry = {MHD_HTTP_HEADER_RETRY_AFTER, "1"};
-    return http_error_body(conn, MHD_HTTP_SERVICE_UNAVAILABLE, TARN_EUNAVAILABLE, msg, 0, 0, 0, &retry, 1);
-}
-
 enum MHD_Result tarn_http_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
@@ -275,7 +275,6 @@ enum MHD_Result tarn_http_handler(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
-    if (req->reject_code == TARN_EUNAVAILABLE) return http_reply_busy(conn, req->reject_msg);
     if (req->reject_code) return http_reply_error(conn, req->reject_code, req->reject_msg);
     route r;
     tarn_errbuf eb = {{0}};

@@ -106,7 +106,8 @@ enum MHD_Result api_records(tarn_server *s, struct MHD_Connection *conn, http_re
         /* The inflated body may reach the request limit: count it. */
         if (!http_reserve(s, req, s->cfg.max_request)) {
             tarn_buf_free(&inflated);
-            return http_reply_busy(conn, "the server holds too many request bodies already; retry shortly");
+            return http_reply_error(conn, TARN_EUNAVAILABLE,
+                                    "the server holds too many request bodies already; retry shortly");
         }
         if ((rc = ingest_gunzip(body, len, &inflated, s->cfg.max_request, &eb))) goto fail;
         body = inflated.data ? inflated.data : "";
@@ -156,8 +157,5 @@ enum MHD_Result api_records(tarn_server *s, struct MHD_Connection *conn, http_re
     return r;
 fail:
     tarn_buf_free(&inflated);
-    /* Delivery behind (limits.max_backlog) or the server stopping: the
-     * request was fine, so say when to come back. */
-    if (rc == TARN_EUNAVAILABLE) return http_reply_busy(conn, eb.msg);
     return http_reply_error(conn, rc, eb.msg);
 }

@@ -53,6 +53,8 @@ typedef struct http_header {
 enum MHD_Result http_reply_headers(struct MHD_Connection *conn, unsigned status, const char *content_type,
                                    const tarn_buf *body, const http_header *extra, size_t nextra);
 enum MHD_Result http_reply(struct MHD_Connection *conn, unsigned status, const char *content_type, tarn_buf *body);
+/* The JSON error body for code (status from the code; TARN_EUNAVAILABLE, a
+ * 503, also carries Retry-After: 1). */
 enum MHD_Result http_reply_error(struct MHD_Connection *conn, int code, const char *msg);
 /* The same with an explicit status instead of the code's own. */
 enum MHD_Result http_reply_error_status(struct MHD_Connection *conn, unsigned status, int code, const char *msg);
@@ -62,8 +64,6 @@ enum MHD_Result http_reply_record_error(struct MHD_Connection *conn, int code, c
 /* Counts n more bytes of this request against cfg.max_inflight (released
  * when the request completes); 0 when that is over the budget. */
 int http_reserve(tarn_server *s, http_request *req, size_t n);
-/* 503 TARN_EUNAVAILABLE with Retry-After: 1. */
-enum MHD_Result http_reply_busy(struct MHD_Connection *conn, const char *msg);
 
 /* Handlers (ingest.c, api.c). The body is complete and the token checked. */
 enum MHD_Result api_records(tarn_server *s, struct MHD_Connection *conn, http_request *req, const char *db,
