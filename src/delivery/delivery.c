@@ -49,8 +49,9 @@ struct tarn_table {
     /* Guarded by tarn_delivery.mu. */
     int64_t delivered_seq;
     int64_t pending_since_ms; /* monotonic time the worker first saw undelivered records; 0 = none */
-    int64_t bytes_mark;       /* durable bytes already counted: delivered, or found at start */
-    atomic_llong mark_pub;    /* bytes_mark, for appenders that do not take d->mu */
+    /* Durable bytes already counted: delivered, or found at start. Written
+     * by the worker under mu; appenders read it without mu (backlog). */
+    atomic_llong bytes_mark;
     int64_t flush_target;     /* a flush waits for delivered_seq >= this */
     int64_t retry_at_ms;      /* after a failed delivery, not before this */
     int64_t retry_delay_ms;
@@ -110,9 +111,9 @@ static int table_open(tarn_delivery *d, const tarn_table_info *info, tarn_table 
         /* What recovery found may be partly delivered already (segments are
          * trimmed whole): it does not count toward the size trigger; the
          * interval delivers whatever of it is pending. */
-        int64_t durable;
-        tarn_stream_stats(t->stream, &durable, &t->bytes_mark);
-        atomic_init(&t->mark_pub, t->bytes_mark);
+        int64_t bytes;
+        tarn_stream_stats(t->stream, NULL, &bytes);
+        atomic_init(&t->bytes_mark, bytes);
     }
     if (rc) {
         free(t);
@@ -177,7 +178,7 @@ int tarn_table_append(tarn_delivery *d, tarn_table *t, const tarn_record *recs, 
     if (d->opts.max_backlog) {
         int64_t bytes;
         tarn_stream_stats(t->stream, NULL, &bytes);
-        int64_t backlog = bytes - atomic_load(&t->mark_pub);
+        int64_t backlog = bytes - atomic_load(&t->bytes_mark);
         if (backlog > (int64_t)d->opts.max_backlog)
             return tarn_errbuf_set(eb, TARN_EUNAVAILABLE,
                                    "%s.%s has %lld bytes acknowledged but not yet delivered, over limits.max_backlog "
@@ -678,7 +679,7 @@ static tarn_table *worker_pick_locked(tarn_delivery *d, int64_t now, int64_t *fr
         }
         if (!t->pending_since_ms) t->pending_since_ms = now;
         int due = d->stopping || t->flush_target > t->delivered_seq ||
-                  total - t->bytes_mark >= (int64_t)d->opts.buffer_size ||
+                  total - atomic_load(&t->bytes_mark) >= (int64_t)d->opts.buffer_size ||
                   now - t->pending_since_ms >= d->opts.buffer_interval_ms;
         if (!due || now < t->retry_at_ms) continue;
         *from = t->delivered_seq;
@@ -713,9 +714,8 @@ static void *worker_main(void *arg)
             t->delivered_seq = delivered;
             /* The mark advances by what this batch delivered, not to the log's
              * end: a backlog larger than one batch stays due by size. */
-            t->bytes_mark += delivered_bytes;
-            if (t->bytes_mark > bytes) t->bytes_mark = bytes;
-            atomic_store(&t->mark_pub, t->bytes_mark);
+            int64_t mark = atomic_load(&t->bytes_mark) + delivered_bytes;
+            atomic_store(&t->bytes_mark, mark > bytes ? bytes : mark);
             t->retry_delay_ms = 0;
             t->retry_at_ms = 0;
             t->last_error_code = 0;
@@ -792,7 +792,7 @@ int tarn_delivery_status_json(tarn_delivery *d, tarn_buf *out)
                                  ",\"durable_seq\":%lld,\"delivered_seq\":%lld,\"pending_records\":%lld,"
                                  "\"backlog_bytes\":%lld,\"last_error\":",
                                  (long long)durable, (long long)t->delivered_seq,
-                                 (long long)(durable - t->delivered_seq), (long long)(bytes - t->bytes_mark));
+                                 (long long)(durable - t->delivered_seq), (long long)(bytes - atomic_load(&t->bytes_mark)));
         if (!rc) rc = t->last_error[0] ? tarn_buf_append_json_str(out, t->last_error, strlen(t->last_error))
                                        : tarn_buf_append_str(out, "null");
         if (!rc) rc = tarn_buf_append_char(out, '}');
