@@ -1,20 +1,24 @@
 /* catalog.c - the catalog in SQLite (see catalog.h for the contract).
  *
- * ON-DISK FORMAT (DATA/catalog.db, catalog format version 1)
+ * ON-DISK FORMAT (DATA/catalog.db, catalog format version 2)
  *
  * One SQLite database in WAL mode with synchronous=FULL: the COMMIT of a
  * publish is the moment files become visible and the delivery checkpoint
  * advances, so it must survive power loss, not only a crash of the process.
  *
  *   meta(key TEXT PRIMARY KEY, value TEXT)
- *       'format_version' -> '1'. Opening a catalog whose version is newer than
- *       CATALOG_FORMAT_VERSION fails; older versions are where migrations go.
+ *       'format_version' -> '2'. Opening a catalog whose version is newer than
+ *       CATALOG_FORMAT_VERSION fails; an older one is migrated in place, in
+ *       the transaction that opens it (1 -> 2 adds tables.raw_seq, equal to
+ *       delivered_seq: version 1 published both zones together).
  *   databases(id, name UNIQUE, created_ms)
  *   tables(id, db_id -> databases, name, created_ms, updated_ms,
- *          schema_version, delivered_seq, UNIQUE(db_id, name))
+ *          schema_version, delivered_seq, raw_seq, UNIQUE(db_id, name))
  *       schema_version is 0 until the first publish with columns;
  *       delivered_seq is 0 until the first publish. Every record of the
- *       table's stream with seq <= delivered_seq is in a published file.
+ *       table's stream with seq <= delivered_seq is in a published file of
+ *       the processed zone, and every one with seq <= raw_seq in one of the
+ *       raw zone. The raw zone follows: raw_seq <= delivered_seq.
  *   schema_versions(table_id, version, created_ms, PRIMARY KEY(table_id, version))
  *   columns(table_id, version, ordinal, name, type,
  *           PRIMARY KEY(table_id, version, ordinal))
@@ -65,7 +69,7 @@
 #include "common/log.h"
 #include "common/util.h"
 
-#define CATALOG_FORMAT_VERSION 1
+#define CATALOG_FORMAT_VERSION 2
 #define CATALOG_BUSY_TIMEOUT_MS 10000
 
 struct tarn_catalog {
@@ -91,6 +95,7 @@ static const char catalog_schema_sql[] =
     "  updated_ms INTEGER NOT NULL,"
     "  schema_version INTEGER NOT NULL DEFAULT 0,"
     "  delivered_seq INTEGER NOT NULL DEFAULT 0,"
+    "  raw_seq INTEGER NOT NULL DEFAULT 0,"
     "  UNIQUE(db_id, name)"
     ");"
     "CREATE TABLE schema_versions("
@@ -133,7 +138,13 @@ static const char catalog_schema_sql[] =
     "CREATE INDEX files_by_table ON files(table_id, state, zone);"
     "CREATE INDEX files_by_partition ON files(partition_id, state);"
     "CREATE INDEX files_retired ON files(retired_ms) WHERE state = 'retired';"
-    "INSERT INTO meta(key, value) VALUES('format_version', '1');";
+    "INSERT INTO meta(key, value) VALUES('format_version', '2');";
+
+/* Format version 1 -> 2: the raw zone gets a checkpoint of its own. */
+static const char catalog_migrate_2_sql[] =
+    "ALTER TABLE tables ADD COLUMN raw_seq INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE tables SET raw_seq = delivered_seq;"
+    "UPDATE meta SET value = '2' WHERE key = 'format_version';";
 
 /* The columns catalog_read_file expects, for live_files and retired_before. */
 #define CATALOG_FILE_SELECT                                                                   \
@@ -142,7 +153,7 @@ static const char catalog_schema_sql[] =
 
 /* The columns catalog_read_table_row expects. */
 #define CATALOG_TABLE_SELECT                                                                    \
-    "SELECT t.id, d.name, t.name, t.delivered_seq, t.schema_version, t.created_ms, t.updated_ms " \
+    "SELECT t.id, d.name, t.name, t.delivered_seq, t.schema_version, t.created_ms, t.updated_ms, t.raw_seq " \
     "FROM tables t JOIN databases d ON d.id = t.db_id "
 
 /* ---- SQLite plumbing ------------------------------------------------------ */
@@ -443,6 +454,7 @@ static int catalog_read_table_row(tarn_catalog *c, sqlite3_stmt *st, tarn_table_
     t->schema_version = sqlite3_column_int64(st, 4);
     t->created_ms = sqlite3_column_int64(st, 5);
     t->updated_ms = sqlite3_column_int64(st, 6);
+    t->raw_seq = sqlite3_column_int64(st, 7);
     if ((rc = catalog_dup(st, 1, &t->db, eb))) return rc;
     if ((rc = catalog_dup(st, 2, &t->name, eb))) return rc;
     return catalog_read_columns(c, t->id, t->schema_version, &t->columns, &t->ncolumns, eb);
@@ -465,19 +477,21 @@ static int catalog_read_table(tarn_catalog *c, const char *db, const char *table
     return rc;
 }
 
-/* The current schema version and checkpoint of a table, by id. */
+/* The current schema version and checkpoints of a table, by id (raw_seq
+ * may be NULL). */
 static int catalog_table_state(tarn_catalog *c, int64_t table_id, int64_t *version, int64_t *delivered_seq,
-                               tarn_errbuf *eb)
+                               int64_t *raw_seq, tarn_errbuf *eb)
 {
     sqlite3_stmt *st = NULL;
     int row = 0;
     int rc = catalog_prepare(c, &st, "read table", eb,
-                             "SELECT schema_version, delivered_seq FROM tables WHERE id = ?1", "i", table_id);
+                             "SELECT schema_version, delivered_seq, raw_seq FROM tables WHERE id = ?1", "i", table_id);
     if (!rc) rc = catalog_step(c, st, &row, "read table", eb);
     if (!rc && !row) rc = tarn_errbuf_set(eb, TARN_ENOTFOUND, "table id %" PRId64 " not found", table_id);
     if (!rc) {
         *version = sqlite3_column_int64(st, 0);
         *delivered_seq = sqlite3_column_int64(st, 1);
+        if (raw_seq) *raw_seq = sqlite3_column_int64(st, 2);
     }
     sqlite3_finalize(st);
     return rc;
@@ -668,7 +682,16 @@ static int catalog_setup(tarn_catalog *c, const char *path, tarn_errbuf *eb)
                                  "catalog: %s has format version %" PRId64
                                  ", newer than this tarn understands (%d); upgrade tarn",
                                  path, version, CATALOG_FORMAT_VERSION);
-        /* Migrations from older format versions go here. */
+        else if (version < 2) {
+            char *msg = NULL;
+            int src = sqlite3_exec(c->db, catalog_migrate_2_sql, NULL, NULL, &msg);
+            if (src != SQLITE_OK)
+                rc = tarn_errbuf_set(eb, catalog_code(src), "catalog: migrating %s to format 2: %s", path,
+                                     msg ? msg : sqlite3_errstr(src));
+            else
+                tarn_log_info("catalog", "%s migrated to format version 2 (raw zone checkpoint)", path);
+            sqlite3_free(msg);
+        }
     }
     sqlite3_finalize(st);
 out:
@@ -817,34 +840,59 @@ int tarn_catalog_list_tables(tarn_catalog *c, tarn_table_info **out, size_t *n, 
     return rc;
 }
 
-int tarn_catalog_publish(tarn_catalog *c, int64_t table_id, const tarn_column *columns, size_t ncolumns,
-                         const tarn_file *files, size_t nfiles, int64_t delivered_seq, tarn_errbuf *eb)
+/* Publishes files of one zone and advances that zone's checkpoint (see
+ * tarn_catalog_publish and tarn_catalog_publish_raw). */
+static int catalog_publish(tarn_catalog *c, int64_t table_id, int raw, const tarn_column *columns, size_t ncolumns,
+                           const tarn_file *files, size_t nfiles, int64_t seq, tarn_errbuf *eb)
 {
-    int64_t version = 0, current_seq = 0, now = tarn_now_ms();
+    int64_t version = 0, delivered = 0, raw_seq = 0, now = tarn_now_ms();
     int rc = catalog_check_columns(columns, ncolumns, eb);
-    for (size_t i = 0; !rc && i < nfiles; i++) rc = catalog_check_file(&files[i], eb);
+    for (size_t i = 0; !rc && i < nfiles; i++) {
+        rc = catalog_check_file(&files[i], eb);
+        if (!rc && raw && strcmp(files[i].zone, "raw") != 0)
+            rc = tarn_errbuf_set(eb, TARN_EINVAL, "catalog: file %s is not of the raw zone", files[i].path);
+    }
     if (rc) return rc;
 
     catalog_lock(c);
     if ((rc = catalog_begin(c, "BEGIN IMMEDIATE", eb))) goto out;
-    if ((rc = catalog_table_state(c, table_id, &version, &current_seq, eb))) goto out;
-    if (delivered_seq <= current_seq) {
+    if ((rc = catalog_table_state(c, table_id, &version, &delivered, &raw_seq, eb))) goto out;
+    int64_t current = raw ? raw_seq : delivered;
+    if (seq <= current) {
         rc = tarn_errbuf_set(eb, TARN_ECONFLICT,
-                             "catalog: table id %" PRId64 ": delivered_seq %" PRId64
-                             " is not past the published %" PRId64,
-                             table_id, delivered_seq, current_seq);
+                             "catalog: table id %" PRId64 ": %s %" PRId64 " is not past the published %" PRId64,
+                             table_id, raw ? "raw_seq" : "delivered_seq", seq, current);
+        goto out;
+    }
+    if (raw && seq > delivered) {
+        rc = tarn_errbuf_set(eb, TARN_ECONFLICT,
+                             "catalog: table id %" PRId64 ": raw_seq %" PRId64 " would pass delivered_seq %" PRId64,
+                             table_id, seq, delivered);
         goto out;
     }
     if (ncolumns > 0 && (rc = catalog_put_schema(c, table_id, columns, ncolumns, now, &version, eb))) goto out;
     for (size_t i = 0; i < nfiles; i++)
         if ((rc = catalog_put_file(c, table_id, &files[i], version, now, eb))) goto out;
     rc = catalog_exec(c, "advance checkpoint", eb,
-                      "UPDATE tables SET delivered_seq = ?2, updated_ms = ?3 WHERE id = ?1", "iii", table_id,
-                      delivered_seq, now);
+                      raw ? "UPDATE tables SET raw_seq = ?2, updated_ms = ?3 WHERE id = ?1"
+                          : "UPDATE tables SET delivered_seq = ?2, updated_ms = ?3 WHERE id = ?1",
+                      "iii", table_id, seq, now);
 out:
     rc = catalog_end(c, rc, eb);
     catalog_unlock(c);
     return rc;
+}
+
+int tarn_catalog_publish(tarn_catalog *c, int64_t table_id, const tarn_column *columns, size_t ncolumns,
+                         const tarn_file *files, size_t nfiles, int64_t delivered_seq, tarn_errbuf *eb)
+{
+    return catalog_publish(c, table_id, 0, columns, ncolumns, files, nfiles, delivered_seq, eb);
+}
+
+int tarn_catalog_publish_raw(tarn_catalog *c, int64_t table_id, const tarn_file *files, size_t nfiles, int64_t raw_seq,
+                             tarn_errbuf *eb)
+{
+    return catalog_publish(c, table_id, 1, NULL, 0, files, nfiles, raw_seq, eb);
 }
 
 int tarn_catalog_live_files(tarn_catalog *c, int64_t table_id, const char *zone, tarn_file **out, size_t *n,
@@ -856,7 +904,7 @@ int tarn_catalog_live_files(tarn_catalog *c, int64_t table_id, const char *zone,
     *n = 0;
     catalog_lock(c);
     int rc = catalog_begin(c, "BEGIN", eb);
-    if (!rc) rc = catalog_table_state(c, table_id, &version, &seq, eb);
+    if (!rc) rc = catalog_table_state(c, table_id, &version, &seq, NULL, eb);
     if (!rc)
         rc = catalog_prepare(c, &st, "read live files", eb,
                              CATALOG_FILE_SELECT "WHERE f.table_id = ?1 AND f.state = 'live' "
@@ -883,7 +931,7 @@ int tarn_catalog_replace_files(tarn_catalog *c, int64_t table_id, const char *co
 
     catalog_lock(c);
     if ((rc = catalog_begin(c, "BEGIN IMMEDIATE", eb))) goto out;
-    if ((rc = catalog_table_state(c, table_id, &version, &seq, eb))) goto out;
+    if ((rc = catalog_table_state(c, table_id, &version, &seq, NULL, eb))) goto out;
     for (size_t i = 0; i < nold; i++) {
         if (!old_paths[i]) {
             rc = tarn_errbuf_set(eb, TARN_EINVAL, "catalog: old path %zu is NULL", i);
@@ -1053,7 +1101,8 @@ int tarn_catalog_tables_json(tarn_catalog *c, const char *db, tarn_buf *out, tar
         rc = catalog_prepare(c, &st, "list tables", eb,
                              "SELECT d.name, t.name, "
                              "(SELECT count(*) FROM columns c WHERE c.table_id = t.id AND c.version = t.schema_version), "
-                             "count(f.id), coalesce(sum(f.rows), 0), coalesce(sum(f.bytes), 0), t.delivered_seq "
+                             "count(f.id), coalesce(sum(f.rows), 0), coalesce(sum(f.bytes), 0), t.delivered_seq, "
+                             "t.raw_seq "
                              "FROM tables t JOIN databases d ON d.id = t.db_id "
                              "LEFT JOIN files f ON f.table_id = t.id AND f.state = 'live' AND f.zone = 'processed' "
                              "WHERE ?1 IS NULL OR d.name = ?1 "
@@ -1076,6 +1125,8 @@ int tarn_catalog_tables_json(tarn_catalog *c, const char *db, tarn_buf *out, tar
         cj_int(&j, sqlite3_column_int64(st, 5));
         cj_raw(&j, ",\"delivered_seq\":");
         cj_int(&j, sqlite3_column_int64(st, 6));
+        cj_raw(&j, ",\"raw_seq\":");
+        cj_int(&j, sqlite3_column_int64(st, 7));
         cj_raw(&j, "}");
     }
     cj_raw(&j, "]}");
@@ -1199,6 +1250,8 @@ int tarn_catalog_table_json(tarn_catalog *c, const char *db, const char *table, 
     cj_int(&j, t.schema_version);
     cj_raw(&j, ",\"delivered_seq\":");
     cj_int(&j, t.delivered_seq);
+    cj_raw(&j, ",\"raw_seq\":");
+    cj_int(&j, t.raw_seq);
     cj_raw(&j, ",\"files\":");
     cj_int(&j, row ? sqlite3_column_int64(st, 0) : 0);
     cj_raw(&j, ",\"rows\":");

@@ -2,9 +2,9 @@
  *
  * The catalog is the single source of truth for what is visible: databases,
  * tables, their columns by schema version, partitions, and the files of each
- * zone. A file exists for readers only once tarn_catalog_publish has
- * committed it, in the same transaction that advances the table's delivery
- * checkpoint, so a crash leaves either both or neither.
+ * zone. A file exists for readers only once tarn_catalog_publish (or
+ * _publish_raw) has committed it, in the same transaction that advances the
+ * table's checkpoint of that zone, so a crash leaves either both or neither.
  *
  * Paths of files are relative to the lake directory (DATA/lake), e.g.
  * "processed/iot/readings/ingestion_date=2025-11-25/1-42.parquet".
@@ -33,7 +33,8 @@ typedef struct tarn_table_info {
     int64_t id;
     char *db;
     char *name;
-    int64_t delivered_seq;  /* every record with seq <= this is published */
+    int64_t delivered_seq;  /* every record with seq <= this is published in the processed zone */
+    int64_t raw_seq;        /* ... and in the raw zone (raw_seq <= delivered_seq) */
     int64_t schema_version; /* 0 until the first publish */
     tarn_column *columns;   /* the current schema, in order */
     size_t ncolumns;
@@ -78,6 +79,12 @@ void tarn_table_infos_free(tarn_table_info *t, size_t n);
  * (same name = same records). */
 int tarn_catalog_publish(tarn_catalog *c, int64_t table_id, const tarn_column *columns, size_t ncolumns,
                          const tarn_file *files, size_t nfiles, int64_t delivered_seq, tarn_errbuf *eb);
+/* The same for the raw zone, which follows the processed one: adds the files
+ * (zone "raw") and sets raw_seq, which must be past the current raw_seq and
+ * not past delivered_seq (TARN_ECONFLICT otherwise, nothing changed); a
+ * file of another zone is TARN_EINVAL. */
+int tarn_catalog_publish_raw(tarn_catalog *c, int64_t table_id, const tarn_file *files, size_t nfiles, int64_t raw_seq,
+                             tarn_errbuf *eb);
 
 /* The live files of a table in a zone (NULL = every zone), ordered by path. */
 int tarn_catalog_live_files(tarn_catalog *c, int64_t table_id, const char *zone, tarn_file **out, size_t *n,
@@ -96,9 +103,9 @@ int tarn_catalog_forget_file(tarn_catalog *c, const char *path, tarn_errbuf *eb)
 
 /* JSON for the HTTP API, appended to out:
  *   databases: {"databases":[{"name","tables","created"}]}
- *   tables:    {"tables":[{"database","name","columns","files","rows","bytes","delivered_seq"}]}
+ *   tables:    {"tables":[{"database","name","columns","files","rows","bytes","delivered_seq","raw_seq"}]}
  *              (db == NULL lists every database)
- *   table:     {"database","name","schema_version","delivered_seq","files","rows","bytes",
+ *   table:     {"database","name","schema_version","delivered_seq","raw_seq","files","rows","bytes",
  *               "columns":[{"name","type"}],"partitions":[{"name","values":{k:v},"files","rows","bytes"}],
  *               "schema_versions":[{"version","created","columns":[...]}], "created", "updated"}
  * Times are ISO-8601 strings. TARN_ENOTFOUND for an unknown db or table. */

@@ -460,16 +460,19 @@ static int cmd_flush(cli_ctx *ctx, cli_http *h)
         json_decref(reply);
         return cli_fail("unexpected reply from the server: no \"delivered_seq\"");
     }
-    printf("flushed %s.%s: delivered through seq %lld\n", db, table, (long long)json_integer_value(seq));
+    printf("flushed %s.%s: delivered through seq %lld (raw zone through seq %lld)\n", db, table,
+           (long long)json_integer_value(seq), int_or(reply, "raw_seq", 0));
     json_decref(reply);
     return 0;
 }
 
 static int cmd_status(cli_ctx *ctx, cli_http *h)
 {
-    static const char *const keys[] = {"database", "name", "durable_seq", "delivered_seq", "pending_records"};
-    static const char *const names[] = {"database", "table", "durable_seq", "delivered_seq", "pending"};
-    static const char *const types[] = {"VARCHAR", "VARCHAR", "BIGINT", "BIGINT", "BIGINT"};
+    static const char *const keys[] = {"database",      "name",           "durable_seq", "delivered_seq",
+                                       "pending_records", "raw_seq",      "raw_pending_records"};
+    static const char *const names[] = {"database", "table", "durable_seq", "delivered_seq", "pending", "raw_seq",
+                                        "raw_pending"};
+    static const char *const types[] = {"VARCHAR", "VARCHAR", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "BIGINT"};
     json_t *s;
     char uptime[64];
     if (request_json(h, "GET", "/v1/status", NULL, 0, CLI_TIMEOUT_S, &s)) return 1;
@@ -484,7 +487,7 @@ static int cmd_status(cli_ctx *ctx, cli_http *h)
         printf("tables:   none yet\n");
     } else {
         printf("\n");
-        status = print_objects(tables, keys, names, types, 5, CLI_CELL_WIDTH, "table");
+        status = print_objects(tables, keys, names, types, 7, CLI_CELL_WIDTH, "table");
     }
     json_decref(s);
     return status;

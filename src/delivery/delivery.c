@@ -1,17 +1,23 @@
 /* delivery.c - see delivery.h for the steps of one delivery.
  *
  * Threads: HTTP threads call tarn_delivery_table / tarn_table_append /
- * tarn_delivery_flush; one worker thread does every delivery, compaction and
- * deletion, so lake files and checkpoints have a single writer. d->mu guards
- * the table list and every table's delivery state; it is never held while
- * the worker does I/O.
+ * tarn_delivery_flush. Two worker threads write the lake, each its own
+ * files and checkpoint: the processed worker does every delivery to the
+ * processed zone, compaction and deletion; the raw worker copies what the
+ * processed zone has published into the raw zone, at the lowest CPU
+ * priority (nice 19), so that on a busy machine the gzip work of the archive
+ * waits for the conversion that makes records queryable. d->mu guards the
+ * table list and every table's delivery state; it is never held while a
+ * worker does I/O.
  *
- * Crash safety: the catalog's delivered_seq is the only checkpoint. Files are
- * renamed into the lake before the publishing transaction; a crash between
- * the two leaves lake files no catalog row names, which tarn_delivery_open
- * deletes (lake_sweep) before the same records are delivered again under the
- * same names. Replaced (compacted) files are deleted only after the grace
- * period, and at start, when no query can be using them.
+ * Crash safety: each zone has one checkpoint in the catalog (delivered_seq,
+ * raw_seq <= delivered_seq), advanced in the transaction that publishes the
+ * zone's files. Files are renamed into the lake before that transaction; a
+ * crash between the two leaves lake files no catalog row names, which
+ * tarn_delivery_open deletes (lake_sweep) before the same records are
+ * delivered again. The log is trimmed at the smaller checkpoint. Replaced
+ * (compacted) files are deleted only after the grace period, and at start,
+ * when no query can be using them.
  */
 #include "delivery.h"
 
@@ -24,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +46,25 @@
 #define DELIVERY_MAX_TABLES 4096
 #define DELIVERY_RETRY_MIN_MS 500
 #define DELIVERY_RETRY_MAX_MS 30000
+#define DELIVERY_RAW_NICE 19
+
+/* The two zones a delivery writes, each with its own worker and state. */
+enum { ZONE_PROCESSED, ZONE_RAW, ZONES };
+static const char *const zone_names[ZONES] = {"processed", "raw"};
+
+/* A table's delivery state for one zone. Guarded by tarn_delivery.mu except
+ * bytes_mark (see there). */
+typedef struct zone_state {
+    int64_t seq; /* the checkpoint: every record with seq <= this is published in the zone */
+    /* Durable bytes already counted: delivered, or found at start. Written
+     * by the zone's worker under mu; appenders read it without mu (backlog). */
+    atomic_llong bytes_mark;
+    int64_t retry_at_ms; /* after a failed delivery, not before this */
+    int64_t retry_delay_ms;
+    int64_t failures;    /* delivery failures so far (flush waiters watch it) */
+    int last_error_code;
+    char last_error[512];
+} zone_state;
 
 struct tarn_table {
     int64_t id;
@@ -47,17 +73,9 @@ struct tarn_table {
     tarn_stream *stream;
 
     /* Guarded by tarn_delivery.mu. */
-    int64_t delivered_seq;
+    zone_state z[ZONES];
     int64_t pending_since_ms; /* monotonic time the worker first saw undelivered records; 0 = none */
-    /* Durable bytes already counted: delivered, or found at start. Written
-     * by the worker under mu; appenders read it without mu (backlog). */
-    atomic_llong bytes_mark;
-    int64_t flush_target;     /* a flush waits for delivered_seq >= this */
-    int64_t retry_at_ms;      /* after a failed delivery, not before this */
-    int64_t retry_delay_ms;
-    int64_t failures;         /* delivery failures so far (flush waiters watch it) */
-    int last_error_code;
-    char last_error[512];
+    int64_t flush_target;     /* the processed zone is due until it reaches this */
 };
 
 struct tarn_delivery {
@@ -77,9 +95,12 @@ struct tarn_delivery {
     size_t ntables;
     int stopping;
     atomic_int failed; /* a log failed to sync: nothing more is acknowledged */
-    pthread_t worker;
-    int worker_started;
+    pthread_t worker, raw_worker;
+    int worker_started, raw_worker_started;
+    pthread_cond_t raw_work; /* wakes the raw worker */
+    int worker_done;         /* the processed worker has stopped: no more raw work will come */
     int64_t last_maintenance_ms;
+    int stage_threads; /* threads of the processed staging pass: DuckDB's */
 };
 
 
@@ -99,7 +120,8 @@ static int table_open(tarn_delivery *d, const tarn_table_info *info, tarn_table 
     t->id = info->id;
     snprintf(t->db, sizeof t->db, "%s", info->db);
     snprintf(t->name, sizeof t->name, "%s", info->name);
-    t->delivered_seq = info->delivered_seq;
+    t->z[ZONE_PROCESSED].seq = info->delivered_seq;
+    t->z[ZONE_RAW].seq = info->raw_seq < info->delivered_seq ? info->raw_seq : info->delivered_seq;
     char dir[PATH_MAX];
     int rc = delivery_stream_path(d, info->db, info->name, dir, sizeof dir);
     if (rc == TARN_OK) rc = tarn_mkdir_p(dir, eb);
@@ -113,7 +135,7 @@ static int table_open(tarn_delivery *d, const tarn_table_info *info, tarn_table 
          * interval delivers whatever of it is pending. */
         int64_t bytes;
         tarn_stream_stats(t->stream, NULL, &bytes);
-        atomic_init(&t->bytes_mark, bytes);
+        for (int z = 0; z < ZONES; z++) atomic_init(&t->z[z].bytes_mark, bytes);
     }
     if (rc) {
         free(t);
@@ -168,6 +190,13 @@ int tarn_delivery_table(tarn_delivery *d, const char *db, const char *table, int
     return rc;
 }
 
+/* The bytes every zone has counted: the log holds at least the rest. */
+static int64_t table_mark(tarn_table *t)
+{
+    int64_t p = atomic_load(&t->z[ZONE_PROCESSED].bytes_mark), r = atomic_load(&t->z[ZONE_RAW].bytes_mark);
+    return p < r ? p : r;
+}
+
 int tarn_table_append(tarn_delivery *d, tarn_table *t, const tarn_record *recs, size_t n, int64_t *first_seq,
                       int64_t *last_seq, tarn_errbuf *eb)
 {
@@ -178,7 +207,7 @@ int tarn_table_append(tarn_delivery *d, tarn_table *t, const tarn_record *recs, 
     if (d->opts.max_backlog) {
         int64_t bytes;
         tarn_stream_stats(t->stream, NULL, &bytes);
-        int64_t backlog = bytes - atomic_load(&t->bytes_mark);
+        int64_t backlog = bytes - table_mark(t);
         if (backlog > (int64_t)d->opts.max_backlog)
             return tarn_errbuf_set(eb, TARN_EUNAVAILABLE,
                                    "%s.%s has %lld bytes acknowledged but not yet delivered, over limits.max_backlog "
@@ -228,19 +257,52 @@ static int64_t file_size(const char *path)
     return stat(path, &st) == 0 ? (int64_t)st.st_size : 0;
 }
 
-static void table_fail(tarn_delivery *d, tarn_table *t, int rc, const char *msg)
+/* Records a failed delivery of zone z. Called with d->mu. */
+static void table_fail_locked(tarn_delivery *d, tarn_table *t, int z, int rc, const char *msg)
+{
+    zone_state *zs = &t->z[z];
+    zs->failures++;
+    zs->last_error_code = rc;
+    snprintf(zs->last_error, sizeof zs->last_error, "%s", msg);
+    zs->retry_delay_ms = zs->retry_delay_ms ? zs->retry_delay_ms * 2 : DELIVERY_RETRY_MIN_MS;
+    if (zs->retry_delay_ms > DELIVERY_RETRY_MAX_MS) zs->retry_delay_ms = DELIVERY_RETRY_MAX_MS;
+    zs->retry_at_ms = tarn_mono_ms() + zs->retry_delay_ms;
+    /* Give up on a stop only after a few tries: the records stay in the log
+     * and are delivered at the next start. */
+    if (d->stopping && zs->failures >= 3) zs->retry_at_ms = INT64_MAX;
+    pthread_cond_broadcast(&d->done);
+    tarn_log_error(LOG, "%s.%s: delivery to the %s zone failed (retrying in %lld ms): %s", t->db, t->name,
+                   zone_names[z], (long long)zs->retry_delay_ms, msg);
+}
+
+/* Records a delivery of zone z through seq, of delivered_bytes payload
+ * bytes, with the log at total bytes when the batch was picked. Called with
+ * d->mu. */
+static void table_advance_locked(tarn_delivery *d, tarn_table *t, int z, int64_t seq, int64_t delivered_bytes,
+                                 int64_t total)
+{
+    zone_state *zs = &t->z[z];
+    zs->seq = seq;
+    /* The mark advances by what this batch delivered, not to the log's end:
+     * a backlog larger than one batch stays due by size. */
+    int64_t mark = atomic_load(&zs->bytes_mark) + delivered_bytes;
+    atomic_store(&zs->bytes_mark, mark > total ? total : mark);
+    zs->retry_delay_ms = 0;
+    zs->retry_at_ms = 0;
+    zs->last_error_code = 0;
+    zs->last_error[0] = '\0';
+    pthread_cond_broadcast(&d->done);
+}
+
+/* Deletes the log segments both zones have published. */
+static void table_trim(tarn_delivery *d, tarn_table *t)
 {
     pthread_mutex_lock(&d->mu);
-    t->failures++;
-    t->last_error_code = rc;
-    snprintf(t->last_error, sizeof t->last_error, "%s", msg);
-    t->retry_delay_ms = t->retry_delay_ms ? t->retry_delay_ms * 2 : DELIVERY_RETRY_MIN_MS;
-    if (t->retry_delay_ms > DELIVERY_RETRY_MAX_MS) t->retry_delay_ms = DELIVERY_RETRY_MAX_MS;
-    t->retry_at_ms = tarn_mono_ms() + t->retry_delay_ms;
-    pthread_cond_broadcast(&d->done);
+    int64_t upto = t->z[ZONE_RAW].seq < t->z[ZONE_PROCESSED].seq ? t->z[ZONE_RAW].seq : t->z[ZONE_PROCESSED].seq;
     pthread_mutex_unlock(&d->mu);
-    tarn_log_error(LOG, "%s.%s: delivery failed (retrying in %lld ms): %s", t->db, t->name,
-                   (long long)t->retry_delay_ms, msg);
+    tarn_errbuf eb = {{0}};
+    if (tarn_stream_trim(t->stream, upto, &eb))
+        tarn_log_warn(LOG, "%s.%s: trimming the log failed: %s", t->db, t->name, eb.msg);
 }
 
 /* Infers the batch schema, widens the table's, and writes one Parquet file
@@ -249,10 +311,15 @@ static int batch_write_parquet(tarn_delivery *d, const tarn_table_info *info, co
                                const char *dir, tarn_column **cols, size_t *ncols, tarn_errbuf *eb)
 {
     static const char *const trailing[] = {"_ingested_at", "_seq"};
-    const char **files = calloc(staged->nparts, sizeof *files);
+    /* Every staged file of every part (for inference from every record),
+     * and the sample's files. */
+    size_t nfiles = 0;
+    const char **files = calloc(staged->nparts * TARN_STAGE_MAX_THREADS, sizeof *files);
+    const char *sample[TARN_STAGE_MAX_SAMPLES];
     int rc = files ? TARN_OK : TARN_ENOMEM;
-    for (size_t i = 0; files && i < staged->nparts; i++) files[i] = staged->parts[i].path;
-    const char *sample = staged->sample_path;
+    for (size_t i = 0; files && i < staged->nparts; i++)
+        for (size_t k = 0; k < staged->parts[i].npaths; k++) files[nfiles++] = staged->parts[i].paths[k];
+    for (size_t k = 0; k < staged->nsamples; k++) sample[k] = staged->sample_paths[k];
 
     /* The first attempt infers from the staging's schema sample, read whole:
      * it holds every key and every kind of value of the batch (stage.h). If
@@ -262,19 +329,19 @@ static int batch_write_parquet(tarn_delivery *d, const tarn_table_info *info, co
      * casts leniently, is converted: stage.h), and the second attempt reads
      * every record. */
     for (int attempt = 0; rc == TARN_OK && attempt < 2; attempt++) {
-        int from_sample = attempt == 0 && sample[0];
+        int from_sample = attempt == 0 && staged->nsamples > 0;
         tarn_column *inferred = NULL;
         size_t ninferred = 0;
         tarn_columns_free(*cols, *ncols);
         *cols = NULL;
         *ncols = 0;
-        rc = tarn_writer_infer(d->writer, from_sample ? &sample : files, from_sample ? 1 : staged->nparts, 1,
+        rc = tarn_writer_infer(d->writer, from_sample ? sample : files, from_sample ? staged->nsamples : nfiles, 1,
                                &inferred, &ninferred, eb);
         /* HUGEINT is taken as BIGINT where that fits: DuckDB infers HUGEINT
          * when positive and negative integers mix. The staging pass knows
          * whether some integer does not fit; without a sample it is unknown,
          * and only the first attempt narrows. */
-        int narrow = sample[0] ? !staged->ubigint_values : attempt == 0;
+        int narrow = staged->nsamples > 0 ? !staged->ubigint_values : attempt == 0;
         if (rc == TARN_OK && narrow && (rc = tarn_columns_narrow_hugeint(inferred, ninferred, eb)) > 0) rc = TARN_OK;
         if (rc == TARN_OK)
             rc = tarn_columns_merge(info->columns, info->ncolumns, inferred, ninferred, trailing, 2, cols, ncols, eb);
@@ -284,7 +351,9 @@ static int batch_write_parquet(tarn_delivery *d, const tarn_table_info *info, co
             char out[PATH_MAX];
             snprintf(out, sizeof out, "%s/%s.parquet", dir, p->date);
             int64_t rows = 0;
-            rc = tarn_writer_ndjson_to_parquet(d->writer, p->path, *cols, *ncols, out, &rows, eb);
+            const char *paths[TARN_STAGE_MAX_THREADS];
+            for (size_t k = 0; k < p->npaths; k++) paths[k] = p->paths[k];
+            rc = tarn_writer_ndjson_to_parquet(d->writer, paths, p->npaths, *cols, *ncols, out, &rows, eb);
             if (rc == TARN_OK && rows != p->rows)
                 rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "parquet for %s has %lld rows, expected %lld", p->date,
                                      (long long)rows, (long long)p->rows);
@@ -298,39 +367,44 @@ static int batch_write_parquet(tarn_delivery *d, const tarn_table_info *info, co
     return rc;
 }
 
-/* The raw zone's pass, run on a thread of its own beside the Parquet write. */
-typedef struct raw_job {
-    tarn_stream *stream;
-    int64_t from_seq, upto_seq;
-    size_t max_bytes;
-    const char *dir;
-    tarn_stage_result res;
-    int rc;
-    tarn_errbuf eb;
-} raw_job;
-
-static void *raw_job_main(void *arg)
+/* Moves each staged part into the lake as <zone>/<db>/<table>/<partition>/
+ * <first>-<last>.<ext> and describes it in files[] (nparts entries, owned
+ * by the caller even on failure: free with tarn_files_free(files, *nfiles)). */
+static int batch_install(tarn_delivery *d, tarn_table *t, int z, const tarn_stage_result *staged,
+                         const char *const *sources, tarn_file *files, size_t *nfiles, tarn_errbuf *eb)
 {
-    raw_job *j = arg;
-    j->rc = tarn_stage_batch(j->stream, TARN_STAGE_RAW, j->from_seq, j->upto_seq, j->max_bytes, j->dir, &j->res, &j->eb);
-    return NULL;
+    int rc = TARN_OK;
+    for (size_t i = 0; rc == TARN_OK && i < staged->nparts; i++) {
+        const tarn_stage_part *p = &staged->parts[i];
+        tarn_buf seg;
+        tarn_buf_init(&seg, 4096);
+        char rel[PATH_MAX];
+        rc = tarn_partition_segment(&seg, "ingestion_date", p->date, strlen(p->date));
+        if (rc == TARN_OK)
+            snprintf(rel, sizeof rel, "%s/%s/%s/%s/%lld-%lld.%s", zone_names[z], t->db, t->name, seg.data,
+                     (long long)p->first_seq, (long long)p->last_seq, z == ZONE_PROCESSED ? "parquet" : "json.gz");
+        int64_t size = file_size(sources[i]);
+        if (rc == TARN_OK) rc = lake_install(d, sources[i], rel, eb);
+        if (rc == TARN_OK) {
+            tarn_file *f = &files[(*nfiles)++];
+            f->path = strdup(rel);
+            f->zone = strdup(zone_names[z]);
+            f->partition = strdup(seg.data);
+            f->first_seq = p->first_seq;
+            f->last_seq = p->last_seq;
+            f->rows = p->rows;
+            f->bytes = size;
+            if (!f->path || !f->zone || !f->partition) rc = TARN_ENOMEM;
+        }
+        tarn_buf_free(&seg);
+    }
+    return rc;
 }
 
-/* Both passes read the same records by the same rule; anything else is a bug. */
-static int batch_passes_agree(const tarn_stage_result *a, const tarn_stage_result *b, tarn_errbuf *eb)
-{
-    int same = a->last_seq == b->last_seq && a->nparts == b->nparts;
-    for (size_t i = 0; same && i < a->nparts; i++)
-        same = strcmp(a->parts[i].date, b->parts[i].date) == 0 && a->parts[i].rows == b->parts[i].rows &&
-               a->parts[i].first_seq == b->parts[i].first_seq && a->parts[i].last_seq == b->parts[i].last_seq;
-    return same ? TARN_OK
-                : tarn_errbuf_set(eb, TARN_EINTERNAL, "raw and processed staging disagree (last seq %lld vs %lld)",
-                                  (long long)a->last_seq, (long long)b->last_seq);
-}
-
-/* Delivers the records after t's checkpoint, up to upto_seq and at most one
- * buffer's worth. Called by the worker without d->mu. *delivered receives the
- * new checkpoint, *delivered_bytes the payload bytes delivered. */
+/* Delivers to the processed zone the records after its checkpoint, up to
+ * upto_seq and at most one buffer's worth. Called by the processed worker
+ * without d->mu. *delivered receives the new checkpoint, *delivered_bytes
+ * the payload bytes delivered. */
 static int table_deliver(tarn_delivery *d, tarn_table *t, int64_t from_seq, int64_t upto_seq, int64_t *delivered,
                          int64_t *delivered_bytes, tarn_errbuf *eb)
 {
@@ -339,14 +413,11 @@ static int table_deliver(tarn_delivery *d, tarn_table *t, int64_t from_seq, int6
     memset(&info, 0, sizeof info);
     tarn_stage_result staged;
     memset(&staged, 0, sizeof staged);
-    raw_job raw;
-    memset(&raw, 0, sizeof raw);
-    pthread_t raw_thread;
-    int raw_started = 0;
     tarn_column *cols = NULL;
     size_t ncols = 0;
     tarn_file *files = NULL;
     size_t nfiles = 0;
+    char **sources = NULL;
     int rc;
 
     snprintf(dir, sizeof dir, "%s/t%lld-%lld", d->staging_dir, (long long)t->id, (long long)from_seq + 1);
@@ -354,12 +425,10 @@ static int table_deliver(tarn_delivery *d, tarn_table *t, int64_t from_seq, int6
     if ((rc = tarn_mkdir_p(dir, eb))) goto out;
     if ((rc = tarn_catalog_get_table(d->cat, t->db, t->name, &info, eb))) goto out;
 
-    int64_t t_start = tarn_mono_ms(), t_staged = 0, t_parquet = 0, t_raw = 0;
-    /* 1-2: stage both zones; the raw one (gzip) on its own thread. */
-    raw = (raw_job){t->stream, from_seq, upto_seq, d->opts.buffer_size, dir, {0}, 0, {{0}}};
-    raw_started = pthread_create(&raw_thread, NULL, raw_job_main, &raw) == 0;
-    if ((rc = tarn_stage_batch(t->stream, TARN_STAGE_PROCESSED, from_seq, upto_seq, d->opts.buffer_size, dir, &staged,
-                               eb)))
+    int64_t t_start = tarn_mono_ms(), t_staged = 0, t_parquet = 0;
+    /* 1-2: stage. */
+    if ((rc = tarn_stage_batch(t->stream, TARN_STAGE_PROCESSED, from_seq, upto_seq, d->opts.buffer_size,
+                               d->stage_threads, dir, &staged, eb)))
         goto out;
     if (staged.nparts == 0) {
         *delivered = from_seq;
@@ -367,61 +436,24 @@ static int table_deliver(tarn_delivery *d, tarn_table *t, int64_t from_seq, int6
     }
 
     t_staged = tarn_mono_ms();
-    /* 3: schema and Parquet, while the raw zone compresses. */
+    /* 3: schema and Parquet. */
     if ((rc = batch_write_parquet(d, &info, &staged, dir, &cols, &ncols, eb))) goto out;
     t_parquet = tarn_mono_ms();
-    if (raw_started) {
-        pthread_join(raw_thread, NULL);
-        raw_started = 0;
-    } else {
-        raw_job_main(&raw);
-    }
-    t_raw = tarn_mono_ms();
-    if (raw.rc) {
-        rc = tarn_errbuf_set(eb, raw.rc, "%s", raw.eb.msg);
-        goto out;
-    }
-    if ((rc = batch_passes_agree(&staged, &raw.res, eb))) goto out;
 
     /* 4: into the lake. */
-    files = calloc(staged.nparts * 2, sizeof *files);
-    if (!files) {
+    files = calloc(staged.nparts, sizeof *files);
+    sources = calloc(staged.nparts, sizeof *sources);
+    if (!files || !sources) {
         rc = TARN_ENOMEM;
         goto out;
     }
-    for (size_t i = 0; i < staged.nparts; i++) {
-        const tarn_stage_part *p = &staged.parts[i];
-        tarn_buf seg;
-        tarn_buf_init(&seg, 4096);
-        tarn_partition_segment(&seg, "ingestion_date", p->date, strlen(p->date));
-        for (int zone = 0; zone < 2; zone++) {
-            char rel[PATH_MAX], src[PATH_MAX];
-            const char *zname = zone == 0 ? "processed" : "raw";
-            snprintf(rel, sizeof rel, "%s/%s/%s/%s/%lld-%lld.%s", zname, t->db, t->name, seg.data,
-                     (long long)p->first_seq, (long long)p->last_seq, zone == 0 ? "parquet" : "json.gz");
-            if (zone == 0) snprintf(src, sizeof src, "%s/%s.parquet", dir, p->date);
-            else snprintf(src, sizeof src, "%s", raw.res.parts[i].path);
-            int64_t size = file_size(src);
-            if ((rc = lake_install(d, src, rel, eb))) {
-                tarn_buf_free(&seg);
-                goto out;
-            }
-            tarn_file *f = &files[nfiles++];
-            f->path = strdup(rel);
-            f->zone = strdup(zname);
-            f->partition = strdup(seg.data);
-            f->first_seq = p->first_seq;
-            f->last_seq = p->last_seq;
-            f->rows = p->rows;
-            f->bytes = size;
-            if (!f->path || !f->zone || !f->partition) {
-                rc = TARN_ENOMEM;
-                tarn_buf_free(&seg);
-                goto out;
-            }
+    for (size_t i = 0; i < staged.nparts; i++)
+        if (asprintf(&sources[i], "%s/%s.parquet", dir, staged.parts[i].date) < 0) {
+            sources[i] = NULL;
+            rc = TARN_ENOMEM;
+            goto out;
         }
-        tarn_buf_free(&seg);
-    }
+    if ((rc = batch_install(d, t, ZONE_PROCESSED, &staged, (const char *const *)sources, files, &nfiles, eb))) goto out;
 
     /* 5: publish files, schema and checkpoint together. */
     int schema_changed = !tarn_columns_equal(info.columns, info.ncolumns, cols, ncols);
@@ -432,23 +464,69 @@ static int table_deliver(tarn_delivery *d, tarn_table *t, int64_t from_seq, int6
     *delivered_bytes = staged.bytes;
     tarn_log_info(LOG,
                   "%s.%s: delivered %lld records (%.1f MB) through seq %lld in %lld ms: staging %lld, parquet %lld, "
-                  "raw zone wait %lld, publish %lld",
+                  "publish %lld",
                   t->db, t->name, (long long)(staged.last_seq - from_seq), staged.bytes / 1e6,
                   (long long)staged.last_seq, (long long)(tarn_mono_ms() - t_start), (long long)(t_staged - t_start),
-                  (long long)(t_parquet - t_staged), (long long)(t_raw - t_parquet), (long long)(tarn_mono_ms() - t_raw));
+                  (long long)(t_parquet - t_staged), (long long)(tarn_mono_ms() - t_parquet));
     if (schema_changed) tarn_log_info(LOG, "%s.%s: schema now has %zu columns", t->db, t->name, ncols);
     tarn_errbuf qeb = {{0}};
     if (tarn_query_refresh_table(d->qe, t->db, t->name, &qeb))
         tarn_log_error(LOG, "%s.%s: refreshing the query view failed: %s", t->db, t->name, qeb.msg);
-    if (tarn_stream_trim(t->stream, staged.last_seq, &qeb))
-        tarn_log_warn(LOG, "%s.%s: trimming the log failed: %s", t->db, t->name, qeb.msg);
 out:
-    if (raw_started) pthread_join(raw_thread, NULL);
-    tarn_stage_result_free(&raw.res);
+    for (size_t i = 0; sources && i < staged.nparts; i++) free(sources[i]);
+    free(sources);
     tarn_stage_result_free(&staged);
     tarn_columns_free(cols, ncols);
     if (files) tarn_files_free(files, nfiles);
     tarn_table_info_free(&info);
+    tarn_rm_rf(dir);
+    return rc;
+}
+
+/* Delivers to the raw zone the records after its checkpoint, up to upto_seq
+ * (the processed zone's checkpoint) and at most one buffer's worth: the
+ * records as received, gzip NDJSON, one file per UTC ingest date. Called by
+ * the raw worker without d->mu; outputs as for table_deliver. */
+static int table_deliver_raw(tarn_delivery *d, tarn_table *t, int64_t from_seq, int64_t upto_seq, int64_t *delivered,
+                             int64_t *delivered_bytes, tarn_errbuf *eb)
+{
+    char dir[PATH_MAX];
+    tarn_stage_result staged;
+    memset(&staged, 0, sizeof staged);
+    tarn_file *files = NULL;
+    size_t nfiles = 0;
+    const char **sources = NULL;
+    int rc;
+
+    snprintf(dir, sizeof dir, "%s/r%lld-%lld", d->staging_dir, (long long)t->id, (long long)from_seq + 1);
+    tarn_rm_rf(dir);
+    if ((rc = tarn_mkdir_p(dir, eb))) goto out;
+    int64_t t_start = tarn_mono_ms();
+    if ((rc = tarn_stage_batch(t->stream, TARN_STAGE_RAW, from_seq, upto_seq, d->opts.buffer_size, 1, dir, &staged,
+                               eb)))
+        goto out;
+    if (staged.nparts == 0) {
+        *delivered = from_seq;
+        goto out;
+    }
+    files = calloc(staged.nparts, sizeof *files);
+    sources = calloc(staged.nparts, sizeof *sources);
+    if (!files || !sources) {
+        rc = TARN_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < staged.nparts; i++) sources[i] = staged.parts[i].paths[0];
+    if ((rc = batch_install(d, t, ZONE_RAW, &staged, sources, files, &nfiles, eb))) goto out;
+    if ((rc = tarn_catalog_publish_raw(d->cat, t->id, files, nfiles, staged.last_seq, eb))) goto out;
+    *delivered = staged.last_seq;
+    *delivered_bytes = staged.bytes;
+    tarn_log_info(LOG, "%s.%s: raw zone has %lld more records (%.1f MB) through seq %lld in %lld ms", t->db, t->name,
+                  (long long)(staged.last_seq - from_seq), staged.bytes / 1e6, (long long)staged.last_seq,
+                  (long long)(tarn_mono_ms() - t_start));
+out:
+    free(sources);
+    tarn_stage_result_free(&staged);
+    if (files) tarn_files_free(files, nfiles);
     tarn_rm_rf(dir);
     return rc;
 }
@@ -666,23 +744,39 @@ static struct timespec delivery_deadline(int64_t ms)
     return ts;
 }
 
-/* Picks a table that is due for delivery, or NULL. Called with d->mu. */
+/* Non-zero while some table has records zone z has not published and a
+ * delivery of them may still be tried: a stopping worker waits out its
+ * retries (see table_fail_locked) before it gives up. Called with d->mu. */
+static int zone_pending_locked(tarn_delivery *d, int z)
+{
+    for (size_t i = 0; i < d->ntables; i++) {
+        tarn_table *t = d->tables[i];
+        int64_t upto = t->z[ZONE_PROCESSED].seq;
+        if (z == ZONE_PROCESSED) tarn_stream_stats(t->stream, &upto, NULL);
+        if (t->z[z].seq < upto && t->z[z].retry_at_ms != INT64_MAX) return 1;
+    }
+    return 0;
+}
+
+/* Picks a table that is due for delivery to the processed zone, or NULL.
+ * Called with d->mu. */
 static tarn_table *worker_pick_locked(tarn_delivery *d, int64_t now, int64_t *from, int64_t *upto, int64_t *bytes)
 {
     for (size_t i = 0; i < d->ntables; i++) {
         tarn_table *t = d->tables[i];
+        zone_state *zs = &t->z[ZONE_PROCESSED];
         int64_t durable, total;
         tarn_stream_stats(t->stream, &durable, &total);
-        if (durable <= t->delivered_seq) {
+        if (durable <= zs->seq) {
             t->pending_since_ms = 0;
             continue;
         }
         if (!t->pending_since_ms) t->pending_since_ms = now;
-        int due = d->stopping || t->flush_target > t->delivered_seq ||
-                  total - atomic_load(&t->bytes_mark) >= (int64_t)d->opts.buffer_size ||
+        int due = d->stopping || t->flush_target > zs->seq ||
+                  total - atomic_load(&zs->bytes_mark) >= (int64_t)d->opts.buffer_size ||
                   now - t->pending_since_ms >= d->opts.buffer_interval_ms;
-        if (!due || now < t->retry_at_ms) continue;
-        *from = t->delivered_seq;
+        if (!due || now < zs->retry_at_ms) continue;
+        *from = zs->seq;
         *upto = durable;
         *bytes = total;
         return t;
@@ -702,29 +796,25 @@ static void *worker_main(void *arg)
             tarn_errbuf eb = {{0}};
             int64_t delivered = from, delivered_bytes = 0;
             int rc = table_deliver(d, t, from, upto, &delivered, &delivered_bytes, &eb);
+            pthread_mutex_lock(&d->mu);
             if (rc) {
-                table_fail(d, t, rc, eb.msg[0] ? eb.msg : tarn_err_message(rc));
-                pthread_mutex_lock(&d->mu);
-                /* Give up on a stop only after a few tries: the records stay in
-                 * the log and are delivered at the next start. */
-                if (d->stopping && t->failures >= 3) t->retry_at_ms = INT64_MAX;
+                table_fail_locked(d, t, ZONE_PROCESSED, rc, eb.msg[0] ? eb.msg : tarn_err_message(rc));
                 continue;
             }
-            pthread_mutex_lock(&d->mu);
-            t->delivered_seq = delivered;
-            /* The mark advances by what this batch delivered, not to the log's
-             * end: a backlog larger than one batch stays due by size. */
-            int64_t mark = atomic_load(&t->bytes_mark) + delivered_bytes;
-            atomic_store(&t->bytes_mark, mark > bytes ? bytes : mark);
-            t->retry_delay_ms = 0;
-            t->retry_at_ms = 0;
-            t->last_error_code = 0;
-            t->last_error[0] = '\0';
+            table_advance_locked(d, t, ZONE_PROCESSED, delivered, delivered_bytes, bytes);
             if (delivered >= upto) t->pending_since_ms = 0;
-            pthread_cond_broadcast(&d->done);
+            pthread_cond_signal(&d->raw_work);
+            pthread_mutex_unlock(&d->mu);
+            table_trim(d, t);
+            pthread_mutex_lock(&d->mu);
             continue;
         }
-        if (d->stopping) break;
+        if (d->stopping && !zone_pending_locked(d, ZONE_PROCESSED)) break;
+        if (d->stopping) {
+            struct timespec ts = delivery_deadline(50);
+            pthread_cond_timedwait(&d->work, &d->mu, &ts);
+            continue;
+        }
         if (now - d->last_maintenance_ms >= d->opts.compact_interval_ms) {
             d->last_maintenance_ms = now;
             size_t n = d->ntables;
@@ -744,32 +834,98 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int tarn_delivery_flush(tarn_delivery *d, tarn_table *t, int64_t timeout_ms, int64_t *delivered_seq, tarn_errbuf *eb)
+/* Picks a table whose raw zone is behind its processed zone, or NULL.
+ * Called with d->mu. */
+static tarn_table *raw_pick_locked(tarn_delivery *d, int64_t now, int64_t *from, int64_t *upto, int64_t *bytes)
+{
+    for (size_t i = 0; i < d->ntables; i++) {
+        tarn_table *t = d->tables[i];
+        zone_state *zs = &t->z[ZONE_RAW];
+        if (zs->seq >= t->z[ZONE_PROCESSED].seq || now < zs->retry_at_ms) continue;
+        *from = zs->seq;
+        *upto = t->z[ZONE_PROCESSED].seq;
+        tarn_stream_stats(t->stream, NULL, bytes);
+        return t;
+    }
+    return NULL;
+}
+
+static void *raw_worker_main(void *arg)
+{
+    tarn_delivery *d = arg;
+    /* Linux applies a nice value to the one thread named by its id. */
+    if (setpriority(PRIO_PROCESS, (id_t)gettid(), DELIVERY_RAW_NICE) != 0)
+        tarn_log_warn(LOG, "cannot lower the raw zone worker's priority: %s", strerror(errno));
+    pthread_mutex_lock(&d->mu);
+    for (;;) {
+        int64_t from = 0, upto = 0, bytes = 0;
+        tarn_table *t = raw_pick_locked(d, tarn_mono_ms(), &from, &upto, &bytes);
+        if (t) {
+            pthread_mutex_unlock(&d->mu);
+            tarn_errbuf eb = {{0}};
+            int64_t delivered = from, delivered_bytes = 0;
+            int rc = table_deliver_raw(d, t, from, upto, &delivered, &delivered_bytes, &eb);
+            pthread_mutex_lock(&d->mu);
+            if (rc) {
+                table_fail_locked(d, t, ZONE_RAW, rc, eb.msg[0] ? eb.msg : tarn_err_message(rc));
+                continue;
+            }
+            table_advance_locked(d, t, ZONE_RAW, delivered, delivered_bytes, bytes);
+            pthread_mutex_unlock(&d->mu);
+            table_trim(d, t);
+            pthread_mutex_lock(&d->mu);
+            continue;
+        }
+        if (d->worker_done && !zone_pending_locked(d, ZONE_RAW)) break;
+        struct timespec ts = delivery_deadline(50);
+        pthread_cond_timedwait(&d->raw_work, &d->mu, &ts);
+    }
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+int tarn_delivery_flush(tarn_delivery *d, tarn_table *t, int64_t timeout_ms, int zones, int64_t *delivered_seq,
+                        int64_t *raw_seq, tarn_errbuf *eb)
 {
     int64_t target, bytes;
     tarn_stream_stats(t->stream, &target, &bytes);
     int64_t deadline = tarn_mono_ms() + timeout_ms;
-    int rc = TARN_OK;
+    int rc = TARN_OK, nz = zones == TARN_FLUSH_PROCESSED ? 1 : ZONES;
     pthread_mutex_lock(&d->mu);
-    int64_t failures = t->failures;
-    if (t->flush_target < target) t->flush_target = target;
-    t->retry_at_ms = 0; /* a flush retries a failed delivery at once */
-    pthread_cond_signal(&d->work);
-    while (t->delivered_seq < target) {
-        if (t->failures != failures) {
-            rc = tarn_errbuf_set(eb, t->last_error_code ? t->last_error_code : TARN_EIO, "delivery failed: %s",
-                                 t->last_error);
-            break;
-        }
-        int64_t left = deadline - tarn_mono_ms();
-        if (left <= 0) {
-            rc = tarn_errbuf_set(eb, TARN_ETIMEOUT, "flush of %s.%s timed out", t->db, t->name);
-            break;
-        }
-        struct timespec ts = delivery_deadline(left < 100 ? left : 100);
-        pthread_cond_timedwait(&d->done, &d->mu, &ts);
+    int64_t failures[ZONES];
+    for (int z = 0; z < ZONES; z++) {
+        failures[z] = t->z[z].failures;
+        t->z[z].retry_at_ms = 0; /* a flush retries a failed delivery at once */
     }
-    if (delivered_seq) *delivered_seq = t->delivered_seq;
+    if (t->flush_target < target) t->flush_target = target;
+    pthread_cond_signal(&d->work);
+    pthread_cond_signal(&d->raw_work);
+    for (int z = 0; z < nz && rc == TARN_OK; z++) {
+        zone_state *zs = &t->z[z];
+        while (zs->seq < target) {
+            /* A failure of either zone's delivery ends the wait: the raw
+             * zone cannot pass the processed one. */
+            int failed = -1;
+            for (int k = 0; k < nz; k++)
+                if (t->z[k].failures != failures[k]) failed = k;
+            if (failed >= 0) {
+                zone_state *fz = &t->z[failed];
+                rc = tarn_errbuf_set(eb, fz->last_error_code ? fz->last_error_code : TARN_EIO,
+                                     "delivery to the %s zone failed: %s", zone_names[failed], fz->last_error);
+                break;
+            }
+            int64_t left = deadline - tarn_mono_ms();
+            if (left <= 0) {
+                rc = tarn_errbuf_set(eb, TARN_ETIMEOUT, "flush of %s.%s timed out (%s zone)", t->db, t->name,
+                                     zone_names[z]);
+                break;
+            }
+            struct timespec ts = delivery_deadline(left < 100 ? left : 100);
+            pthread_cond_timedwait(&d->done, &d->mu, &ts);
+        }
+    }
+    if (delivered_seq) *delivered_seq = t->z[ZONE_PROCESSED].seq;
+    if (raw_seq) *raw_seq = t->z[ZONE_RAW].seq;
     pthread_mutex_unlock(&d->mu);
     return rc;
 }
@@ -787,14 +943,18 @@ int tarn_delivery_status_json(tarn_delivery *d, tarn_buf *out)
         if (!rc) rc = tarn_buf_append_json_str(out, t->db, strlen(t->db));
         if (!rc) rc = tarn_buf_append_str(out, ",\"name\":");
         if (!rc) rc = tarn_buf_append_json_str(out, t->name, strlen(t->name));
+        const zone_state *zp = &t->z[ZONE_PROCESSED], *zr = &t->z[ZONE_RAW];
         if (!rc)
             rc = tarn_buf_printf(out,
                                  ",\"durable_seq\":%lld,\"delivered_seq\":%lld,\"pending_records\":%lld,"
-                                 "\"backlog_bytes\":%lld,\"last_error\":",
-                                 (long long)durable, (long long)t->delivered_seq,
-                                 (long long)(durable - t->delivered_seq), (long long)(bytes - atomic_load(&t->bytes_mark)));
-        if (!rc) rc = t->last_error[0] ? tarn_buf_append_json_str(out, t->last_error, strlen(t->last_error))
-                                       : tarn_buf_append_str(out, "null");
+                                 "\"raw_seq\":%lld,\"raw_pending_records\":%lld,\"backlog_bytes\":%lld,\"last_error\":",
+                                 (long long)durable, (long long)zp->seq, (long long)(durable - zp->seq),
+                                 (long long)zr->seq, (long long)(zp->seq - zr->seq), (long long)(bytes - table_mark(t)));
+        if (!rc) rc = zp->last_error[0] ? tarn_buf_append_json_str(out, zp->last_error, strlen(zp->last_error))
+                                        : tarn_buf_append_str(out, "null");
+        if (!rc) rc = tarn_buf_append_str(out, ",\"raw_last_error\":");
+        if (!rc) rc = zr->last_error[0] ? tarn_buf_append_json_str(out, zr->last_error, strlen(zr->last_error))
+                                        : tarn_buf_append_str(out, "null");
         if (!rc) rc = tarn_buf_append_char(out, '}');
     }
     if (!rc) rc = tarn_buf_append_char(out, ']');
@@ -815,11 +975,15 @@ int tarn_delivery_open(const tarn_delivery_opts *opts, tarn_catalog *cat, tarn_q
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->work, NULL);
     pthread_cond_init(&d->done, NULL);
+    pthread_cond_init(&d->raw_work, NULL);
     snprintf(d->data_dir, sizeof d->data_dir, "%s", opts->data_dir);
     snprintf(d->lake_dir, sizeof d->lake_dir, "%s/lake", opts->data_dir);
     snprintf(d->staging_dir, sizeof d->staging_dir, "%s/staging", opts->data_dir);
     snprintf(d->stream_dir, sizeof d->stream_dir, "%s/stream", opts->data_dir);
     d->last_maintenance_ms = tarn_mono_ms();
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    d->stage_threads = opts->duckdb_threads > 0 ? opts->duckdb_threads : cores > 0 ? (int)cores : 1;
+    if (d->stage_threads > TARN_STAGE_MAX_THREADS) d->stage_threads = TARN_STAGE_MAX_THREADS;
     int rc = tarn_mkdir_p(d->lake_dir, eb);
     if (!rc) rc = tarn_mkdir_p(d->stream_dir, eb);
     if (!rc) rc = tarn_writer_open(d->staging_dir, d->lake_dir, opts->duckdb_threads, opts->memory_limit, &d->writer, eb);
@@ -827,11 +991,14 @@ int tarn_delivery_open(const tarn_delivery_opts *opts, tarn_catalog *cat, tarn_q
     if (!rc) rc = delivery_recover(d, eb);
     if (!rc && pthread_create(&d->worker, NULL, worker_main, d) != 0)
         rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "cannot start the delivery thread");
+    if (!rc) d->worker_started = 1;
+    if (!rc && pthread_create(&d->raw_worker, NULL, raw_worker_main, d) != 0)
+        rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "cannot start the raw zone thread");
+    if (!rc) d->raw_worker_started = 1;
     if (rc) {
         tarn_delivery_close(d);
         return rc;
     }
-    d->worker_started = 1;
     *out = d;
     return TARN_OK;
 }
@@ -839,22 +1006,26 @@ int tarn_delivery_open(const tarn_delivery_opts *opts, tarn_catalog *cat, tarn_q
 void tarn_delivery_close(tarn_delivery *d)
 {
     if (!d) return;
-    if (d->worker_started) {
-        pthread_mutex_lock(&d->mu);
-        d->stopping = 1;
-        pthread_cond_signal(&d->work);
-        pthread_mutex_unlock(&d->mu);
-        pthread_join(d->worker, NULL);
-    }
+    /* The processed worker delivers everything first; the raw worker then
+     * catches up with it. */
+    pthread_mutex_lock(&d->mu);
+    d->stopping = 1;
+    pthread_cond_signal(&d->work);
+    pthread_mutex_unlock(&d->mu);
+    if (d->worker_started) pthread_join(d->worker, NULL);
+    pthread_mutex_lock(&d->mu);
+    d->worker_done = 1;
+    pthread_cond_signal(&d->raw_work);
+    pthread_mutex_unlock(&d->mu);
+    if (d->raw_worker_started) pthread_join(d->raw_worker, NULL);
     for (size_t i = 0; i < d->ntables; i++) {
         tarn_table *t = d->tables[i];
-        if (t->delivered_seq > 0) {
-            int64_t durable, bytes;
-            tarn_stream_stats(t->stream, &durable, &bytes);
-            if (durable > t->delivered_seq)
-                tarn_log_warn(LOG, "%s.%s: %lld records stay in the log for the next start", t->db, t->name,
-                              (long long)(durable - t->delivered_seq));
-        }
+        int64_t durable, bytes;
+        tarn_stream_stats(t->stream, &durable, &bytes);
+        for (int z = 0; z < ZONES; z++)
+            if (durable > t->z[z].seq && t->z[z].failures > 0)
+                tarn_log_warn(LOG, "%s.%s: %lld records stay in the log for the %s zone at the next start", t->db,
+                              t->name, (long long)(durable - t->z[z].seq), zone_names[z]);
         tarn_stream_close(t->stream);
         free(t);
     }
@@ -862,6 +1033,7 @@ void tarn_delivery_close(tarn_delivery *d)
     tarn_writer_close(d->writer);
     pthread_cond_destroy(&d->work);
     pthread_cond_destroy(&d->done);
+    pthread_cond_destroy(&d->raw_work);
     pthread_mutex_destroy(&d->mu);
     free(d);
 }

@@ -1,26 +1,32 @@
 /* delivery.h - from the durable log to the lake (Firehose's job).
  *
- * The delivery owns the live tables: each has its stream (durable log) and a
- * delivery checkpoint (the catalog's delivered_seq). One worker thread
- * watches every table and delivers a batch when the records past the
- * checkpoint reach the buffer size, when the oldest of them has waited the
- * buffer interval, or when a flush asks for it:
+ * The delivery owns the live tables: each has its stream (durable log) and
+ * a checkpoint per zone of the lake (the catalog's delivered_seq for the
+ * processed zone, raw_seq for the raw zone). The processed worker watches
+ * every table and delivers a batch when the records past the checkpoint
+ * reach the buffer size, when the oldest of them has waited the buffer
+ * interval, or when a flush asks for it:
  *
  *   1. read the batch from the log, group it by UTC ingest date;
  *   2. stage, outside the lake, per date: NDJSON with _ingested_at and _seq
- *      added (input of the Parquet writer) and the records as received as
- *      gzip NDJSON (the raw zone);
+ *      added (input of the Parquet writer; stage.h);
  *   3. infer the batch's schema with DuckDB and widen the table's schema
  *      (schema.h); write one Snappy Parquet file per date with that schema;
- *   4. fsync, rename into lake/{processed,raw}/<db>/<table>/ingestion_date=D/
- *      as <first>-<last>.parquet / .json.gz (names derive from the sequence
- *      range, so a replay after a crash writes the same names);
+ *   4. fsync, rename into lake/processed/<db>/<table>/ingestion_date=D/ as
+ *      <first>-<last>.parquet (names derive from the sequence range, so a
+ *      replay after a crash writes the same names);
  *   5. publish the files, the schema and the new checkpoint in one catalog
- *      transaction, refresh the query view, then delete log segments that
- *      are entirely delivered.
- * When idle it compacts small Parquet files of a partition into files of the
- * target size (one catalog transaction swaps them) and deletes replaced files
- * after the grace period.
+ *      transaction and refresh the query view: the records are queryable.
+ * The raw worker follows: whatever the processed zone has published and the
+ * raw zone has not, it writes as received, gzip NDJSON, one file per date,
+ * into lake/raw/<db>/<table>/ingestion_date=D/<first>-<last>.json.gz, and
+ * publishes them with raw_seq in one transaction. It runs at the lowest CPU
+ * priority: the archive copy never slows the conversion that makes records
+ * queryable. Log segments are deleted once both zones have published all
+ * their records.
+ * When idle the processed worker compacts small Parquet files of a partition
+ * into files of the target size (one catalog transaction swaps them) and
+ * deletes replaced files after the grace period.
  */
 #ifndef TARN_DELIVERY_H
 #define TARN_DELIVERY_H
@@ -69,14 +75,20 @@ int tarn_delivery_table(tarn_delivery *d, const char *db, const char *table, int
                         tarn_errbuf *eb);
 /* Appends records to the table's log and returns once they are durable (see
  * tarn_stream_append). TARN_EUNAVAILABLE, storing nothing, while the table's
- * backlog (bytes appended since the delivery last caught up; a log recovered
- * at start counts as caught up) is over max_backlog: delivery is behind or
+ * backlog (bytes appended since the zone furthest behind last caught up; a
+ * log recovered at start counts as caught up) is over max_backlog: delivery is behind or
  * failing, and the client should retry later. */
 int tarn_table_append(tarn_delivery *d, tarn_table *t, const tarn_record *recs, size_t n, int64_t *first_seq,
                       int64_t *last_seq, tarn_errbuf *eb);
+/* What a flush waits for. */
+enum { TARN_FLUSH_ALL, TARN_FLUSH_PROCESSED };
 /* Delivers everything acknowledged so far and returns once it is published
- * (or the delivery failed: its error, or TARN_ETIMEOUT). */
-int tarn_delivery_flush(tarn_delivery *d, tarn_table *t, int64_t timeout_ms, int64_t *delivered_seq, tarn_errbuf *eb);
+ * in both zones, or with TARN_FLUSH_PROCESSED once it is in the processed
+ * zone (queryable); or the delivery failed: its error, or TARN_ETIMEOUT.
+ * *delivered_seq and *raw_seq (either may be NULL) receive the checkpoints
+ * at return. */
+int tarn_delivery_flush(tarn_delivery *d, tarn_table *t, int64_t timeout_ms, int zones, int64_t *delivered_seq,
+                        int64_t *raw_seq, tarn_errbuf *eb);
 /* Non-zero once a log failed to fsync: the server must stop. */
 int tarn_delivery_failed(tarn_delivery *d);
 /* {"database","name","durable_seq","delivered_seq","pending_records","last_error"} per table, as a JSON

@@ -8,6 +8,9 @@
 #include "common/duck.h"
 #include "delivery/schema.h"
 
+/* Staged as epoch microseconds (stage.h), a TIMESTAMP in the lake. */
+#define WRITER_INGESTED_AT "_ingested_at"
+
 struct tarn_writer {
     duckdb_database db;
     duckdb_connection conn;
@@ -75,7 +78,11 @@ int tarn_writer_infer(tarn_writer *w, const char *const *files, size_t nfiles, i
     int rc;
     tarn_buf_append_str(&sql, "DESCRIBE SELECT * FROM ");
     if ((rc = writer_read_json(&sql, files, nfiles))) goto done;
-    if ((rc = tarn_buf_append_str(&sql, full_sample ? ", sample_size=-1)" : ")"))) goto done;
+    /* Unless told, DuckDB infers from the first 32 files only, and a batch
+     * is staged as a file per date and per staging thread. */
+    if ((rc = tarn_buf_printf(&sql, ", maximum_sample_files=%zu%s)", nfiles ? nfiles : 1,
+                              full_sample ? ", sample_size=-1" : "")))
+        goto done;
     rc = writer_exec(w, sql.data, &res, eb);
     if (rc == TARN_OK) {
         idx_t n = duckdb_row_count(&res);
@@ -93,7 +100,8 @@ int tarn_writer_infer(tarn_writer *w, const char *const *files, size_t nfiles, i
         if (c) {
             /* duckdb_value_varchar memory is duckdb_malloc'd: copy to ours. */
             for (idx_t i = 0; i < n; i++) {
-                char *nm = strdup(c[i].name), *ty = strdup(c[i].type);
+                const char *type = strcmp(c[i].name, WRITER_INGESTED_AT) == 0 ? "TIMESTAMP" : c[i].type;
+                char *nm = strdup(c[i].name), *ty = strdup(type);
                 duckdb_free(c[i].name);
                 duckdb_free(c[i].type);
                 c[i].name = nm;
@@ -109,6 +117,8 @@ done:
     return rc;
 }
 
+/* The read_json columns of staged files: cols, with _ingested_at as it is
+ * staged. */
 static int writer_columns_struct(tarn_buf *sql, const tarn_column *cols, size_t ncols)
 {
     int rc = tarn_buf_append_str(sql, "columns={");
@@ -116,7 +126,7 @@ static int writer_columns_struct(tarn_buf *sql, const tarn_column *cols, size_t 
         if (i) rc = tarn_buf_append_char(sql, ',');
         if (!rc) rc = tarn_sql_string(sql, cols[i].name);
         if (!rc) rc = tarn_buf_append_char(sql, ':');
-        if (!rc) rc = tarn_sql_string(sql, cols[i].type);
+        if (!rc) rc = tarn_sql_string(sql, strcmp(cols[i].name, WRITER_INGESTED_AT) == 0 ? "BIGINT" : cols[i].type);
     }
     return rc ? rc : tarn_buf_append_char(sql, '}');
 }
@@ -130,13 +140,19 @@ static int writer_copy_rows(tarn_writer *w, const char *sql, int64_t *rows, tarn
     return rc;
 }
 
-int tarn_writer_ndjson_to_parquet(tarn_writer *w, const char *ndjson, const tarn_column *cols, size_t ncols,
-                                  const char *parquet, int64_t *rows, tarn_errbuf *eb)
+int tarn_writer_ndjson_to_parquet(tarn_writer *w, const char *const *files, size_t nfiles, const tarn_column *cols,
+                                  size_t ncols, const char *parquet, int64_t *rows, tarn_errbuf *eb)
 {
+    int ingested = 0;
+    for (size_t i = 0; i < ncols; i++) ingested |= strcmp(cols[i].name, WRITER_INGESTED_AT) == 0;
     tarn_buf sql;
     tarn_buf_init(&sql, 16 << 20);
-    int rc = tarn_buf_append_str(&sql, "COPY (SELECT * FROM ");
-    if (!rc) rc = writer_read_json(&sql, &ndjson, 1);
+    /* make_timestamp: epoch microseconds to TIMESTAMP, exactly (negative
+     * ones too), in the column's place. */
+    int rc = tarn_buf_append_str(&sql, ingested ? "COPY (SELECT * REPLACE (make_timestamp(\"_ingested_at\") AS "
+                                                  "\"_ingested_at\") FROM "
+                                                : "COPY (SELECT * FROM ");
+    if (!rc) rc = writer_read_json(&sql, files, nfiles);
     if (!rc) rc = tarn_buf_append_str(&sql, ", ");
     if (!rc) rc = writer_columns_struct(&sql, cols, ncols);
     if (!rc) rc = tarn_buf_append_str(&sql, ")) TO ");

@@ -18,15 +18,21 @@ int tarn_writer_open(const char *staging_dir, const char *lake_dir, int threads,
                      tarn_writer **out, tarn_errbuf *eb);
 void tarn_writer_close(tarn_writer *w);
 
-/* The columns DuckDB's JSON reader infers for NDJSON files (raw DuckDB type
- * text, before normalization). full_sample reads every record instead of
- * DuckDB's sample. *cols is owned by the caller (tarn_columns_free). */
+/* The columns DuckDB's JSON reader infers for staged NDJSON files (raw
+ * DuckDB type text, before normalization), every file read. full_sample
+ * reads every record instead of DuckDB's sample. "_ingested_at", staged as
+ * epoch microseconds (stage.h), is reported as TIMESTAMP: the type
+ * tarn_writer_ndjson_to_parquet gives it. *cols is owned by the caller
+ * (tarn_columns_free). */
 int tarn_writer_infer(tarn_writer *w, const char *const *files, size_t nfiles, int full_sample, tarn_column **cols,
                       size_t *ncols, tarn_errbuf *eb);
-/* Converts one NDJSON file to a Snappy Parquet file with exactly these
- * columns (values convert to the column types; absent fields are NULL). */
-int tarn_writer_ndjson_to_parquet(tarn_writer *w, const char *ndjson, const tarn_column *cols, size_t ncols,
-                                  const char *parquet, int64_t *rows, tarn_errbuf *eb);
+/* Converts staged NDJSON files (nfiles >= 1) to one Snappy Parquet file
+ * with exactly these columns (values convert to the column types; absent
+ * fields are NULL), except that "_ingested_at" is read as epoch
+ * microseconds and written as a TIMESTAMP. *rows receives the rows
+ * written. */
+int tarn_writer_ndjson_to_parquet(tarn_writer *w, const char *const *files, size_t nfiles, const tarn_column *cols,
+                                  size_t ncols, const char *parquet, int64_t *rows, tarn_errbuf *eb);
 /* Merges Parquet files written with the same schema into one, ordered by
  * _seq. */
 int tarn_writer_merge_parquet(tarn_writer *w, const char *const *files, size_t nfiles, const char *parquet,

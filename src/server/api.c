@@ -50,9 +50,16 @@ enum MHD_Result api_flush(tarn_server *s, struct MHD_Connection *conn, const cha
 {
     tarn_errbuf eb = {{0}};
     tarn_table *t = NULL;
-    int64_t delivered = 0;
-    int rc = tarn_delivery_table(s->delivery, db, table, 0, &t, &eb);
-    if (!rc) rc = tarn_delivery_flush(s->delivery, t, API_FLUSH_TIMEOUT_MS, &delivered, &eb);
+    int64_t delivered = 0, raw = 0;
+    /* ?wait=processed returns once the records are queryable; the default
+     * (wait=all) once the raw zone has them too. */
+    const char *wait = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "wait");
+    int zones = TARN_FLUSH_ALL, rc = TARN_OK;
+    if (wait && !strcmp(wait, "processed")) zones = TARN_FLUSH_PROCESSED;
+    else if (wait && strcmp(wait, "all") != 0)
+        rc = tarn_errbuf_set(&eb, TARN_EINVAL, "query parameter wait: expected \"all\" or \"processed\"");
+    if (!rc) rc = tarn_delivery_table(s->delivery, db, table, 0, &t, &eb);
+    if (!rc) rc = tarn_delivery_flush(s->delivery, t, API_FLUSH_TIMEOUT_MS, zones, &delivered, &raw, &eb);
     tarn_buf b;
     tarn_buf_init(&b, 1024);
     if (!rc) {
@@ -60,7 +67,7 @@ enum MHD_Result api_flush(tarn_server *s, struct MHD_Connection *conn, const cha
         tarn_buf_append_json_str(&b, db, strlen(db));
         tarn_buf_append_str(&b, ",\"table\":");
         tarn_buf_append_json_str(&b, table, strlen(table));
-        tarn_buf_printf(&b, ",\"delivered_seq\":%lld}", (long long)delivered);
+        tarn_buf_printf(&b, ",\"delivered_seq\":%lld,\"raw_seq\":%lld}", (long long)delivered, (long long)raw);
     }
     return api_reply_buf(conn, rc, &b, &eb);
 }

@@ -691,7 +691,8 @@ TEST(tables_json_values)
     CHECK_EQ_INT(jint(t0, "rows"), 42);
     CHECK_EQ_INT(jint(t0, "bytes"), 5120);
     CHECK_EQ_INT(jint(t0, "delivered_seq"), 42);
-    CHECK_EQ_INT(json_object_size(t0), 7);
+    CHECK_EQ_INT(jint(t0, "raw_seq"), 0); /* published with tarn_catalog_publish only */
+    CHECK_EQ_INT(json_object_size(t0), 8);
     CHECK_EQ_STR(jstr(t1, "database"), "web");
     CHECK_EQ_STR(jstr(t1, "name"), "clicks");
     CHECK_EQ_INT(jint(t1, "columns"), 0);
@@ -754,7 +755,8 @@ TEST(table_json_values)
     CHECK_EQ_INT(jint(j, "files"), 2);
     CHECK_EQ_INT(jint(j, "rows"), 42);
     CHECK_EQ_INT(jint(j, "bytes"), 5120);
-    CHECK_EQ_INT(json_object_size(j), 12);
+    CHECK_EQ_INT(jint(j, "raw_seq"), 0);
+    CHECK_EQ_INT(json_object_size(j), 13);
 
     json_t *jc = json_object_get(j, "columns");
     REQUIRE(json_array_size(jc) == 5);
@@ -862,6 +864,114 @@ TEST(persists_across_reopen)
     close_tmp(NULL, dir);
 }
 
+TEST(publish_raw_follows_processed)
+{
+    char *dir, path[512];
+    tarn_errbuf eb = {{0}};
+    tarn_table_info t;
+    tarn_catalog *c = open_tmp(&dir, path, sizeof path);
+    REQUIRE(c);
+    REQUIRE_CALL(tarn_catalog_ensure_table(c, "iot", "readings", &t, &eb), TARN_OK);
+    int64_t id = t.id;
+    CHECK_EQ_INT(t.raw_seq, 0);
+    tarn_table_info_free(&t);
+
+    /* The raw zone cannot pass the processed one. */
+    tarn_file r1 = mkfile("raw/iot/readings/d=1/1-5.json.gz", "raw", "d=1", 1, 5, 5, 50);
+    CHECK_EQ_INT(tarn_catalog_publish_raw(c, id, &r1, 1, 5, &eb), TARN_ECONFLICT);
+    CHECK(strstr(eb.msg, "would pass delivered_seq 0") != NULL);
+    CHECK_EQ_INT(live_count(c, id, "raw"), 0);
+
+    tarn_file p1 = mkfile("processed/iot/readings/d=1/1-9.parquet", "processed", "d=1", 1, 9, 9, 90);
+    REQUIRE_CALL(tarn_catalog_publish(c, id, cols_v1, 2, &p1, 1, 9, &eb), TARN_OK);
+    CHECK_EQ_INT(tarn_catalog_publish_raw(c, id, &r1, 1, 5, &eb), TARN_OK);
+    REQUIRE_CALL(tarn_catalog_get_table(c, "iot", "readings", &t, &eb), TARN_OK);
+    CHECK_EQ_INT(t.delivered_seq, 9);
+    CHECK_EQ_INT(t.raw_seq, 5);
+    CHECK_EQ_INT(t.schema_version, 1); /* a raw publish never touches the schema */
+    tarn_table_info_free(&t);
+
+    /* A replay, a non-raw file, and a step past the processed zone change nothing. */
+    tarn_file r2 = mkfile("raw/iot/readings/d=1/6-10.json.gz", "raw", "d=1", 6, 10, 5, 50);
+    tarn_file wrong = mkfile("processed/iot/readings/d=1/6-9.parquet", "processed", "d=1", 6, 9, 4, 40);
+    CHECK_EQ_INT(tarn_catalog_publish_raw(c, id, &r1, 1, 5, &eb), TARN_ECONFLICT);
+    CHECK(strstr(eb.msg, "raw_seq 5 is not past the published 5") != NULL);
+    CHECK_EQ_INT(tarn_catalog_publish_raw(c, id, &wrong, 1, 9, &eb), TARN_EINVAL);
+    CHECK_EQ_INT(tarn_catalog_publish_raw(c, id, &r2, 1, 10, &eb), TARN_ECONFLICT);
+    CHECK_EQ_INT(live_count(c, id, "raw"), 1);
+    CHECK_EQ_INT(live_count(c, id, "processed"), 1);
+
+    /* Up to the processed checkpoint exactly; both show in the JSON. */
+    tarn_file r3 = mkfile("raw/iot/readings/d=1/6-9.json.gz", "raw", "d=1", 6, 9, 4, 40);
+    CHECK_EQ_INT(tarn_catalog_publish_raw(c, id, &r3, 1, 9, &eb), TARN_OK);
+    CHECK_EQ_INT(live_count(c, id, "raw"), 2);
+    tarn_buf b;
+    tarn_buf_init(&b, 0);
+    REQUIRE_CALL(tarn_catalog_table_json(c, "iot", "readings", &b, &eb), TARN_OK);
+    json_t *j = parse(&b);
+    REQUIRE(j);
+    CHECK_EQ_INT(jint(j, "delivered_seq"), 9);
+    CHECK_EQ_INT(jint(j, "raw_seq"), 9);
+    CHECK_EQ_INT(jint(j, "files"), 1); /* totals count the processed zone */
+    json_decref(j);
+    tarn_buf_free(&b);
+    tarn_buf_init(&b, 0);
+    REQUIRE_CALL(tarn_catalog_tables_json(c, NULL, &b, &eb), TARN_OK);
+    j = parse(&b);
+    REQUIRE(j);
+    CHECK_EQ_INT(jint(json_array_get(json_object_get(j, "tables"), 0), "raw_seq"), 9);
+    json_decref(j);
+    tarn_buf_free(&b);
+    close_tmp(c, dir);
+}
+
+/* A catalog of format version 1 (both zones published together, one
+ * checkpoint) opens as version 2 with raw_seq = delivered_seq. */
+TEST(migrates_format_1)
+{
+    char *dir, path[512];
+    tarn_errbuf eb = {{0}};
+    tarn_table_info t;
+    tarn_catalog *c = open_tmp(&dir, path, sizeof path);
+    REQUIRE(c);
+    REQUIRE_CALL(tarn_catalog_ensure_table(c, "iot", "readings", &t, &eb), TARN_OK);
+    int64_t id = t.id;
+    tarn_table_info_free(&t);
+    tarn_file f = mkfile("processed/iot/readings/d=1/1-9.parquet", "processed", "d=1", 1, 9, 9, 90);
+    REQUIRE_CALL(tarn_catalog_publish(c, id, cols_v1, 2, &f, 1, 9, &eb), TARN_OK);
+    tarn_catalog_close(c);
+
+    /* Turn it back into version 1: no raw_seq column. */
+    sqlite3 *db = NULL;
+    REQUIRE_CALL(sqlite3_open(path, &db), SQLITE_OK);
+    CHECK_EQ_INT(sqlite3_exec(db,
+                              "ALTER TABLE tables DROP COLUMN raw_seq;"
+                              "UPDATE meta SET value = '1' WHERE key = 'format_version';",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
+    sqlite3_close(db);
+
+    c = NULL;
+    REQUIRE_CALL(tarn_catalog_open(path, &c, &eb), TARN_OK);
+    REQUIRE_CALL(tarn_catalog_get_table(c, "iot", "readings", &t, &eb), TARN_OK);
+    CHECK_EQ_INT(t.delivered_seq, 9);
+    CHECK_EQ_INT(t.raw_seq, 9);
+    CHECK_EQ_INT(t.ncolumns, 2);
+    tarn_table_info_free(&t);
+    tarn_catalog_close(c);
+
+    REQUIRE_CALL(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    const char *version = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'format_version'", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        version = (const char *)sqlite3_column_text(st, 0);
+    CHECK(version && strcmp(version, "2") == 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    close_tmp(NULL, dir);
+}
+
 TEST(open_errors)
 {
     tarn_errbuf eb = {{0}};
@@ -966,6 +1076,8 @@ int main(void)
     RUN(tables_json_values);
     RUN(table_json_values);
     RUN(persists_across_reopen);
+    RUN(publish_raw_follows_processed);
+    RUN(migrates_format_1);
     RUN(open_errors);
     RUN(concurrent_publishes_all_land);
     return test_main_end();

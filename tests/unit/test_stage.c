@@ -2,9 +2,12 @@
  * ingest date, both passes covering the same records, processed lines with
  * _ingested_at and _seq, raw lines as received, budgets respected; the
  * schema sample holding the first record of every (path, kind) pair of the
- * batch, and its limits. */
+ * batch, and its limits; several threads staging the same lines and a
+ * sample that covers as much; the writer turning staged _ingested_at back
+ * into a TIMESTAMP. */
 #include "delivery/stage.h"
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,7 +16,10 @@
 #include <zlib.h>
 
 #include "common/buf.h"
+#include "common/duck.h"
 #include "common/util.h"
+#include "delivery/schema.h"
+#include "delivery/writer.h"
 #include "test.h"
 
 /* 2025-11-25 23:59:59.5 UTC and 2025-11-26 00:00:00.25 UTC, in microseconds. */
@@ -71,8 +77,8 @@ TEST(batch_splits_by_utc_date_and_both_passes_agree)
     append(s, EARLY, "{}", "{\"id\":4 }");
     tarn_stage_result p, r;
     tarn_errbuf eb = {{0}};
-    REQUIRE(tarn_stage_batch(s, TARN_STAGE_PROCESSED, 0, 4, 1 << 20, dir, &p, &eb) == 0);
-    REQUIRE(tarn_stage_batch(s, TARN_STAGE_RAW, 0, 4, 1 << 20, dir, &r, &eb) == 0);
+    REQUIRE(tarn_stage_batch(s, TARN_STAGE_PROCESSED, 0, 4, 1 << 20, 1, dir, &p, &eb) == 0);
+    REQUIRE(tarn_stage_batch(s, TARN_STAGE_RAW, 0, 4, 1 << 20, 1, dir, &r, &eb) == 0);
     REQUIRE(p.nparts == 2 && r.nparts == 2);
     CHECK_EQ_STR(p.parts[0].date, "2025-11-25");
     CHECK_EQ_STR(p.parts[1].date, "2025-11-26");
@@ -84,15 +90,15 @@ TEST(batch_splits_by_utc_date_and_both_passes_agree)
     CHECK_EQ_INT(r.last_seq, 4);
     CHECK_EQ_INT(r.parts[1].rows, 2);
 
-    char *day1 = slurp(p.parts[0].path);
-    CHECK_EQ_STR(day1, "{\"id\":1,\"v\":\"a\",\"_ingested_at\":\"2025-11-25 23:59:59.500000\",\"_seq\":1}\n"
-                       "{   \"id\": 2,    \"v\": \"b\" ,\"_ingested_at\":\"2025-11-25 23:59:59.500000\",\"_seq\":2}\n");
-    char *day2 = slurp(p.parts[1].path);
-    CHECK_EQ_STR(day2, "{\"_ingested_at\":\"2025-11-26 00:00:00.250000\",\"_seq\":3}\n"
-                       "{\"id\":4 ,\"_ingested_at\":\"2025-11-26 00:00:00.250000\",\"_seq\":4}\n");
-    char *raw1 = slurp_gz(r.parts[0].path);
+    char *day1 = slurp(p.parts[0].paths[0]);
+    CHECK_EQ_STR(day1, "{\"id\":1,\"v\":\"a\",\"_ingested_at\":1764115199500000,\"_seq\":1}\n"
+                       "{   \"id\": 2,    \"v\": \"b\" ,\"_ingested_at\":1764115199500000,\"_seq\":2}\n");
+    char *day2 = slurp(p.parts[1].paths[0]);
+    CHECK_EQ_STR(day2, "{\"_ingested_at\":1764115200250000,\"_seq\":3}\n"
+                       "{\"id\":4 ,\"_ingested_at\":1764115200250000,\"_seq\":4}\n");
+    char *raw1 = slurp_gz(r.parts[0].paths[0]);
     CHECK_EQ_STR(raw1, "{\"id\":1,\"v\":\"a\"}\n{   \"id\": 2,    \"v\": \"b\" }\n");
-    char *raw2 = slurp_gz(r.parts[1].path);
+    char *raw2 = slurp_gz(r.parts[1].paths[0]);
     CHECK_EQ_STR(raw2, "{}\n{\"id\":4 }\n");
     free(day1);
     free(day2);
@@ -114,8 +120,8 @@ TEST(budget_and_upto_bound_the_batch_identically)
     tarn_stage_result p, r;
     tarn_errbuf eb = {{0}};
     /* 50-byte records, a 400-byte budget: the record crossing it is the last. */
-    REQUIRE(tarn_stage_batch(s, TARN_STAGE_PROCESSED, 5, 50, 400, dir, &p, &eb) == 0);
-    REQUIRE(tarn_stage_batch(s, TARN_STAGE_RAW, 5, 50, 400, dir, &r, &eb) == 0);
+    REQUIRE(tarn_stage_batch(s, TARN_STAGE_PROCESSED, 5, 50, 400, 1, dir, &p, &eb) == 0);
+    REQUIRE(tarn_stage_batch(s, TARN_STAGE_RAW, 5, 50, 400, 1, dir, &r, &eb) == 0);
     CHECK_EQ_INT(p.last_seq, 13);
     CHECK_EQ_INT(r.last_seq, 13);
     CHECK_EQ_INT(p.parts[0].first_seq, 6);
@@ -123,12 +129,12 @@ TEST(budget_and_upto_bound_the_batch_identically)
     tarn_stage_result_free(&p);
     tarn_stage_result_free(&r);
     /* upto_seq stops it first. */
-    REQUIRE(tarn_stage_batch(s, TARN_STAGE_PROCESSED, 0, 3, 1 << 20, dir, &p, &eb) == 0);
+    REQUIRE(tarn_stage_batch(s, TARN_STAGE_PROCESSED, 0, 3, 1 << 20, 1, dir, &p, &eb) == 0);
     CHECK_EQ_INT(p.last_seq, 3);
     CHECK_EQ_INT(p.parts[0].rows, 3);
     tarn_stage_result_free(&p);
     /* Nothing after the end: no parts, last_seq stays. */
-    REQUIRE(tarn_stage_batch(s, TARN_STAGE_RAW, 50, 80, 1 << 20, dir, &r, &eb) == 0);
+    REQUIRE(tarn_stage_batch(s, TARN_STAGE_RAW, 50, 80, 1 << 20, 1, dir, &r, &eb) == 0);
     CHECK_EQ_INT(r.nparts, 0);
     CHECK_EQ_INT(r.last_seq, 50);
     tarn_stage_result_free(&r);
@@ -150,14 +156,14 @@ TEST(raw_zone_is_several_gzip_members_for_big_batches)
     for (int i = 0; i < 3000; i++) append(s, EARLY, rec, NULL);
     tarn_stage_result r;
     tarn_errbuf eb = {{0}};
-    REQUIRE(tarn_stage_batch(s, TARN_STAGE_RAW, 0, 3000, 64 << 20, dir, &r, &eb) == 0);
-    char *all = slurp_gz(r.parts[0].path);
+    REQUIRE(tarn_stage_batch(s, TARN_STAGE_RAW, 0, 3000, 64 << 20, 1, dir, &r, &eb) == 0);
+    char *all = slurp_gz(r.parts[0].paths[0]);
     REQUIRE(all != NULL);
     CHECK_EQ_INT(strlen(all), 3000 * (strlen(rec) + 1));
     /* Count gzip member headers (1f 8b 08) in the file: more than one. */
     char *gz = NULL;
     size_t n = 0;
-    tarn_read_file(r.parts[0].path, 1 << 26, &gz, &n, &eb);
+    tarn_read_file(r.parts[0].paths[0], 1 << 26, &gz, &n, &eb);
     int members = 0;
     for (size_t i = 0; i + 2 < n; i++)
         if ((unsigned char)gz[i] == 0x1f && (unsigned char)gz[i + 1] == 0x8b && gz[i + 2] == 8) members++;
@@ -173,8 +179,9 @@ TEST(raw_zone_is_several_gzip_members_for_big_batches)
 
 /* ------------------------------------------------------------ schema sample */
 
-/* Appends n records (NUL-terminated texts) in appends of up to 1,000. */
-static void append_many(tarn_stream *s, char **texts, size_t n)
+/* Appends n records (NUL-terminated texts) stamped ts, in appends of up to
+ * 1,000. */
+static void append_many_at(tarn_stream *s, char **texts, size_t n, int64_t ts)
 {
     tarn_record *r = calloc(1000, sizeof *r);
     for (size_t i = 0; i < n; i += 1000) {
@@ -182,9 +189,14 @@ static void append_many(tarn_stream *s, char **texts, size_t n)
         for (size_t j = 0; j < k; j++) r[j] = (tarn_record){texts[i + j], strlen(texts[i + j])};
         int64_t f, l;
         tarn_errbuf eb = {{0}};
-        if (tarn_stream_append(s, r, k, EARLY, &f, &l, &eb)) printf("  append: %s\n", eb.msg);
+        if (tarn_stream_append(s, r, k, ts, &f, &l, &eb)) printf("  append: %s\n", eb.msg);
     }
     free(r);
+}
+
+static void append_many(tarn_stream *s, char **texts, size_t n)
+{
+    append_many_at(s, texts, n, EARLY);
 }
 
 static void free_texts(char **texts, size_t n)
@@ -193,11 +205,10 @@ static void free_texts(char **texts, size_t n)
     free(texts);
 }
 
-/* The _seq of every line of an NDJSON file, in order (malloc'd); *n
- * receives the count. */
-static int64_t *file_seqs(const char *path, size_t *n)
+/* The _seq of every line of NDJSON text, in order (malloc'd); *n receives
+ * the count. text is cut into lines. */
+static int64_t *text_seqs(char *text, size_t *n)
 {
-    char *text = slurp(path);
     *n = 0;
     if (!text) return NULL;
     size_t cap = 1024;
@@ -211,6 +222,13 @@ static int64_t *file_seqs(const char *path, size_t *n)
         seqs[(*n)++] = q ? strtoll(q + 8, NULL, 10) : -1;
         line = nl + 1;
     }
+    return seqs;
+}
+
+static int64_t *file_seqs(const char *path, size_t *n)
+{
+    char *text = slurp(path);
+    int64_t *seqs = text_seqs(text, n);
     free(text);
     return seqs;
 }
@@ -220,7 +238,7 @@ static int64_t *file_seqs(const char *path, size_t *n)
 static int stage_all(tarn_stream *s, const char *dir, tarn_stage_result *p)
 {
     tarn_errbuf eb = {{0}};
-    int rc = tarn_stage_batch(s, TARN_STAGE_PROCESSED, 0, INT64_MAX, SIZE_MAX, dir, p, &eb);
+    int rc = tarn_stage_batch(s, TARN_STAGE_PROCESSED, 0, INT64_MAX, SIZE_MAX, 1, dir, p, &eb);
     if (rc) printf("  stage: %s\n", eb.msg);
     return rc;
 }
@@ -293,10 +311,10 @@ TEST(sample_has_every_late_field_and_kind_once)
 
     tarn_stage_result p;
     REQUIRE(stage_all(s, dir, &p) == 0);
-    REQUIRE(p.sample_path[0] != '\0');
+    REQUIRE(p.nsamples == 1);
     CHECK_EQ_INT(p.ubigint_values, 1);
     size_t n = 0;
-    int64_t *seqs = file_seqs(p.sample_path, &n);
+    int64_t *seqs = file_seqs(p.sample_paths[0], &n);
     REQUIRE(seqs != NULL);
     CHECK_EQ_INT(n, p.sample_rows);
     CHECK_EQ_INT(n, TARN_STAGE_SAMPLE_HEAD + NNEW);
@@ -306,7 +324,7 @@ TEST(sample_has_every_late_field_and_kind_once)
 
     /* Sampled lines are the processed lines, byte for byte; the raw line
      * breaks inside two records became spaces. */
-    char *processed = slurp(p.parts[0].path), *sample = slurp(p.sample_path);
+    char *processed = slurp(p.parts[0].paths[0]), *sample = slurp(p.sample_paths[0]);
     REQUIRE(processed && sample);
     size_t lines = 0;
     for (const char *x = processed; (x = strchr(x, '\n')); x++) lines++;
@@ -337,20 +355,20 @@ TEST(sample_of_a_small_batch_is_all_of_it)
     for (int i = 0; i < 100; i++) append(s, EARLY, "{\"a\":1}", NULL);
     tarn_stage_result p;
     tarn_errbuf eb = {{0}};
-    REQUIRE(tarn_stage_batch(s, TARN_STAGE_PROCESSED, 0, 100, 1 << 20, dir, &p, &eb) == 0);
+    REQUIRE(tarn_stage_batch(s, TARN_STAGE_PROCESSED, 0, 100, 1 << 20, 1, dir, &p, &eb) == 0);
     CHECK_EQ_INT(p.sample_rows, 100);
     CHECK_EQ_INT(p.ubigint_values, 0);
-    char *a = slurp(p.parts[0].path), *b = slurp(p.sample_path);
+    char *a = slurp(p.parts[0].paths[0]), *b = slurp(p.sample_paths[0]);
     CHECK(a && b && strcmp(a, b) == 0);
     free(a);
     free(b);
     tarn_stage_result_free(&p);
     /* The raw pass has no sample; nor has an empty batch. */
-    REQUIRE(tarn_stage_batch(s, TARN_STAGE_RAW, 0, 100, 1 << 20, dir, &p, &eb) == 0);
-    CHECK_EQ_STR(p.sample_path, "");
+    REQUIRE(tarn_stage_batch(s, TARN_STAGE_RAW, 0, 100, 1 << 20, 1, dir, &p, &eb) == 0);
+    CHECK_EQ_INT(p.nsamples, 0);
     tarn_stage_result_free(&p);
-    REQUIRE(tarn_stage_batch(s, TARN_STAGE_PROCESSED, 100, 200, 1 << 20, dir, &p, &eb) == 0);
-    CHECK_EQ_STR(p.sample_path, "");
+    REQUIRE(tarn_stage_batch(s, TARN_STAGE_PROCESSED, 100, 200, 1 << 20, 1, dir, &p, &eb) == 0);
+    CHECK_EQ_INT(p.nsamples, 0);
     CHECK_EQ_INT(p.sample_rows, 0);
     tarn_stage_result_free(&p);
     tarn_stream_close(s);
@@ -370,9 +388,9 @@ TEST(sample_spread_is_bounded_and_reaches_the_end)
     free_texts(t, N);
     tarn_stage_result p;
     tarn_errbuf eb = {{0}};
-    REQUIRE(tarn_stage_batch(s, TARN_STAGE_PROCESSED, 0, N, SIZE_MAX, dir, &p, &eb) == 0);
+    REQUIRE(tarn_stage_batch(s, TARN_STAGE_PROCESSED, 0, N, SIZE_MAX, 1, dir, &p, &eb) == 0);
     size_t n = 0;
-    int64_t *seqs = file_seqs(p.sample_path, &n);
+    int64_t *seqs = file_seqs(p.sample_paths[0], &n);
     REQUIRE(seqs != NULL);
     CHECK_EQ_INT(n, p.sample_rows);
     /* The head, then about SPREAD evenly spaced records, none beyond. */
@@ -406,8 +424,8 @@ TEST(sample_spread_never_passes_its_bound)
     free_texts(t, n);
     tarn_stage_result p;
     tarn_errbuf eb = {{0}};
-    REQUIRE(tarn_stage_batch(s, TARN_STAGE_PROCESSED, 0, INT64_MAX, TARN_STAGE_SAMPLE_HEAD * 1010 + SMALL * 9, dir, &p,
-                             &eb) == 0);
+    REQUIRE(tarn_stage_batch(s, TARN_STAGE_PROCESSED, 0, INT64_MAX, TARN_STAGE_SAMPLE_HEAD * 1010 + SMALL * 9, 1, dir,
+                             &p, &eb) == 0);
     CHECK_EQ_INT(p.last_seq, (int64_t)n);
     CHECK_EQ_INT(p.sample_rows, TARN_STAGE_SAMPLE_HEAD + TARN_STAGE_SAMPLE_SPREAD);
     tarn_stage_result_free(&p);
@@ -438,7 +456,7 @@ TEST(sample_past_the_path_limit_takes_unknown_keys)
     CHECK_EQ_INT(p.parts[0].rows, (int64_t)n);
     CHECK_EQ_INT(p.sample_rows, NKEYS + NMORE);
     size_t ns = 0;
-    int64_t *seqs = file_seqs(p.sample_path, &ns);
+    int64_t *seqs = file_seqs(p.sample_paths[0], &ns);
     CHECK_EQ_INT(ns, NKEYS + NMORE);
     CHECK(seqs && seqs[ns - 1] == NKEYS + 2 * NMORE);
     free(seqs);
@@ -479,7 +497,7 @@ TEST(sample_takes_records_too_deep_or_malformed)
     tarn_stage_result p;
     REQUIRE(stage_all(s, dir, &p) == 0);
     size_t ns = 0;
-    int64_t *seqs = file_seqs(p.sample_path, &ns);
+    int64_t *seqs = file_seqs(p.sample_paths[0], &ns);
     REQUIRE(seqs != NULL);
     CHECK_EQ_INT(ns, FILL + 7);
     static const int64_t want[] = {FILL + 1, FILL + 3, FILL + 4, FILL + 5, FILL + 6, FILL + 7, FILL + 8};
@@ -505,14 +523,354 @@ TEST(sample_past_its_size_limit_is_dropped)
     for (size_t i = 0; i < n; i++) t[i] = text_printf("{\"k%zu\":\"%s\"}", i, pad);
     append_many(s, t, n);
     free_texts(t, n);
+    /* With several threads, the limit is over all the sample's files. */
+    for (int threads = 1; threads <= 2; threads++) {
+        tarn_stage_result p;
+        tarn_errbuf eb = {{0}};
+        REQUIRE(tarn_stage_batch(s, TARN_STAGE_PROCESSED, 0, INT64_MAX, SIZE_MAX, threads, dir, &p, &eb) == 0);
+        CHECK_EQ_INT(p.nsamples, 0);
+        CHECK_EQ_INT(p.sample_rows, 0);
+        CHECK_EQ_INT(p.ubigint_values, 0);
+        REQUIRE(p.nparts == 1);
+        CHECK_EQ_INT(p.parts[0].npaths, threads);
+        CHECK_EQ_INT(p.parts[0].rows, (int64_t)n);
+        DIR *d = opendir(dir);
+        REQUIRE(d != NULL);
+        for (struct dirent *e; (e = readdir(d));) CHECK(strncmp(e->d_name, "sample", 6) != 0);
+        closedir(d);
+        tarn_stage_result_free(&p);
+    }
+    tarn_stream_close(s);
+    tarn_rm_rf(dir);
+    free(dir);
+}
+
+/* ------------------------------------------------------------ several threads */
+
+/* A batch for several threads: TN records of about 600 bytes, so many
+ * more 2 MiB chunks than workers (about 3,450 records each), on three UTC
+ * dates (the third only in the last 10 records, so in one worker's files),
+ * with raw line breaks in some records and a pair shown for the first time
+ * at each of tlate_at (past the head; with two threads, 3000 is in the
+ * first worker's first chunk, 5200 in the second worker's). */
+enum { TN = 40000, TLATE = 6 };
+static const int tlate_at[TLATE] = {3000, 5200, 12000, 19000, 30000, 36000};
+
+static tarn_stream *open_threads_stream(char **dir)
+{
+    tarn_stream *s = open_stream(dir);
+    if (!s) return NULL;
+    char **t = calloc(TN, sizeof *t);
+    for (int i = 0; i < TN; i++)
+        t[i] = text_printf("{%s\"id\":%d,\"name\":\"user %d\",\"tags\":[\"a\",\"b\"],"
+                           "\"o\":{\"x\":%d,\"pad\":\"%0500d\"}}",
+                           i % 1000 == 7 ? "\r\n " : "", i, i, i, i);
+    for (int k = 0; k < TLATE; k++) {
+        free(t[tlate_at[k]]);
+        t[tlate_at[k]] = k == TLATE - 1 ? strdup("{\"id\":18446744073709551615}") /* UBIGINT */
+                                        : text_printf("{\"id\":%d,\"late%d\":true}", tlate_at[k], k);
+    }
+    append_many_at(s, t, TN / 2, LATE);
+    append_many_at(s, t + TN / 2, TN / 2 - 10, EARLY);
+    append_many_at(s, t + TN - 10, 10, EARLY + 86400000000LL);
+    free_texts(t, TN);
+    return s;
+}
+
+static char *slurp_all(const char (*paths)[PATH_MAX], size_t n)
+{
+    tarn_buf b;
+    tarn_buf_init(&b, 0);
+    for (size_t i = 0; i < n; i++) {
+        char *t = slurp(paths[i]);
+        if (t) tarn_buf_append_str(&b, t);
+        free(t);
+    }
+    return tarn_buf_steal(&b);
+}
+
+static int line_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The lines of text, sorted (malloc'd): the same for texts holding the same
+ * lines in any order. text is cut into lines. */
+static char *sorted_lines(char *text, size_t *n)
+{
+    size_t cap = 1024;
+    char **lines = malloc(cap * sizeof *lines);
+    *n = 0;
+    for (char *line = text, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
+        *nl = '\0';
+        if (*n == cap) lines = realloc(lines, (cap *= 2) * sizeof *lines);
+        lines[(*n)++] = line;
+    }
+    qsort(lines, *n, sizeof *lines, line_cmp);
+    tarn_buf b;
+    tarn_buf_init(&b, 0);
+    for (size_t i = 0; i < *n; i++) {
+        tarn_buf_append_str(&b, lines[i]);
+        tarn_buf_append_char(&b, '\n');
+    }
+    free(lines);
+    return tarn_buf_steal(&b);
+}
+
+/* A fresh directory dir/name (its path malloc'd). */
+static char *subdir(const char *dir, const char *name)
+{
+    char *sub = text_printf("%s/%s", dir, name);
+    tarn_errbuf eb = {{0}};
+    tarn_rm_rf(sub);
+    tarn_mkdir_p(sub, &eb);
+    return sub;
+}
+
+/* Stages records after from (at most max_bytes) with one thread and with
+ * threads, and checks that they agree: the same batch and parts as the raw
+ * pass, the same lines in each part, and a sample holding the head first
+ * and every line the one-thread sample holds. *many receives the result
+ * with threads (staged in dir/many). */
+static void stage_with_threads(tarn_stream *s, const char *dir, int64_t from, size_t max_bytes, int threads,
+                               tarn_stage_result *many)
+{
+    char *d1 = subdir(dir, "one"), *dn = subdir(dir, "many");
+    tarn_stage_result one, raw;
+    tarn_errbuf eb = {{0}};
+    memset(many, 0, sizeof *many);
+    REQUIRE(tarn_stage_batch(s, TARN_STAGE_PROCESSED, from, INT64_MAX, max_bytes, 1, d1, &one, &eb) == 0);
+    REQUIRE(tarn_stage_batch(s, TARN_STAGE_RAW, from, INT64_MAX, max_bytes, threads, d1, &raw, &eb) == 0);
+    REQUIRE(tarn_stage_batch(s, TARN_STAGE_PROCESSED, from, INT64_MAX, max_bytes, threads, dn, many, &eb) == 0);
+    CHECK_EQ_INT(many->last_seq, one.last_seq);
+    CHECK_EQ_INT(raw.last_seq, one.last_seq);
+    CHECK_EQ_INT(many->bytes, one.bytes);
+    CHECK_EQ_INT(many->ubigint_values, one.ubigint_values);
+    REQUIRE(many->nparts == one.nparts && raw.nparts == one.nparts);
+    int64_t rows = 0;
+    for (size_t i = 0; i < one.nparts; i++) {
+        const tarn_stage_part *a = &one.parts[i], *b = &many->parts[i];
+        CHECK_EQ_STR(b->date, a->date);
+        CHECK_EQ_INT(b->first_seq, a->first_seq);
+        CHECK_EQ_INT(b->last_seq, a->last_seq);
+        CHECK_EQ_INT(b->rows, a->rows);
+        CHECK_EQ_INT(raw.parts[i].rows, a->rows);
+        CHECK(b->npaths >= 1 && b->npaths <= (size_t)threads && b->npaths <= TARN_STAGE_MAX_THREADS);
+        char *ta = slurp_all(a->paths, a->npaths), *tb = slurp_all(b->paths, b->npaths);
+        size_t na = 0, nb = 0;
+        char *sa = sorted_lines(ta, &na), *sb = sorted_lines(tb, &nb);
+        CHECK_EQ_INT(nb, b->rows);
+        CHECK(strcmp(sa, sb) == 0);
+        free(ta);
+        free(tb);
+        free(sa);
+        free(sb);
+        rows += b->rows;
+    }
+    CHECK_EQ_INT(rows, one.last_seq - from);
+
+    /* The sample: the head first, in log order; then a superset of the
+     * one-thread sample's lines (a record new to the batch is new to its
+     * worker), byte for byte. */
+    REQUIRE(many->nsamples >= 1);
+    CHECK(strstr(many->sample_paths[0], "/sample.ndjson") != NULL);
+    char *ta = slurp_all(one.sample_paths, one.nsamples), *tb = slurp_all(many->sample_paths, many->nsamples);
+    size_t na = 0, nb = 0;
+    char *copy = strdup(tb);
+    int64_t *seqs = text_seqs(copy, &nb);
+    free(copy);
+    CHECK_EQ_INT(nb, many->sample_rows);
+    int64_t head = one.last_seq - from < TARN_STAGE_SAMPLE_HEAD ? one.last_seq - from : TARN_STAGE_SAMPLE_HEAD;
+    for (int64_t i = 0; i < head && (size_t)i < nb; i++) CHECK_EQ_INT(seqs[i], from + 1 + i);
+    free(seqs);
+    char *sa = sorted_lines(ta, &na), *sb = sorted_lines(tb, &nb);
+    for (char *line = sa, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
+        *nl = '\0';
+        char *hit = strstr(sb, line);
+        CHECK(hit && (hit == sb || hit[-1] == '\n') && hit[strlen(line)] == '\n');
+    }
+    free(ta);
+    free(tb);
+    free(sa);
+    free(sb);
+    tarn_stage_result_free(&one);
+    tarn_stage_result_free(&raw);
+    free(d1);
+    free(dn);
+}
+
+/* Non-zero if the NDJSON file at dir/name has a line of record seq. */
+static int file_has_seq(const char *dir, const char *name, int64_t seq)
+{
+    char *path = text_printf("%s/%s", dir, name);
+    size_t n = 0;
+    int64_t *seqs = file_seqs(path, &n);
+    int found = 0;
+    for (size_t i = 0; i < n; i++) found |= seqs[i] == seq;
+    free(seqs);
+    free(path);
+    return found;
+}
+
+TEST(threads_stage_the_same_lines_and_a_covering_sample)
+{
+    char *dir = NULL;
+    tarn_stream *s = open_threads_stream(&dir);
+    REQUIRE(s != NULL);
+    static const int threads[] = {3, 64, 2};
     tarn_stage_result p;
-    REQUIRE(stage_all(s, dir, &p) == 0);
-    CHECK_EQ_STR(p.sample_path, "");
-    CHECK_EQ_INT(p.sample_rows, 0);
-    CHECK_EQ_INT(p.parts[0].rows, (int64_t)n);
-    char path[600];
-    snprintf(path, sizeof path, "%s/sample.ndjson", dir);
-    CHECK(access(path, F_OK) != 0);
+    for (int i = 0; i < 3; i++) {
+        stage_with_threads(s, dir, 0, SIZE_MAX, threads[i], &p);
+        if (threads[i] == 2) break; /* checked below */
+        CHECK(p.nsamples <= TARN_STAGE_MAX_SAMPLES);
+        tarn_stage_result_free(&p);
+    }
+    REQUIRE(p.nparts == 3);
+    CHECK_EQ_INT(p.parts[0].npaths, 2);
+    CHECK_EQ_INT(p.parts[1].npaths, 2);
+    CHECK_EQ_INT(p.parts[2].npaths, 1);
+    CHECK_EQ_INT(p.parts[2].rows, 10);
+    CHECK_EQ_INT(p.ubigint_values, 1);
+    /* The head, then each worker's sample. */
+    CHECK_EQ_INT(p.nsamples, 3);
+    /* Every late pair is in the sample, sampled by the worker that met it:
+     * the one at 5200 by the second, past the head and the first worker. */
+    char *many = text_printf("%s/many", dir);
+    CHECK(file_has_seq(many, "2025-11-25.1.ndjson", tlate_at[1] + 1));
+    CHECK(file_has_seq(many, "2025-11-25.0.ndjson", tlate_at[0] + 1));
+    char *all = slurp_all(p.sample_paths, p.nsamples);
+    for (int k = 0; k < TLATE; k++) {
+        char *want = text_printf(",\"_seq\":%d}\n", tlate_at[k] + 1);
+        CHECK(strstr(all, want) != NULL);
+        free(want);
+    }
+    CHECK(file_has_seq(many, "sample.1.ndjson", tlate_at[1] + 1));
+    CHECK(!file_has_seq(many, "sample.0.ndjson", tlate_at[1] + 1));
+    CHECK(!file_has_seq(many, "sample.ndjson", tlate_at[1] + 1));
+    CHECK(file_has_seq(many, "sample.0.ndjson", tlate_at[0] + 1));
+    free(all);
+    free(many);
+    tarn_stage_result_free(&p);
+    tarn_stream_close(s);
+    tarn_rm_rf(dir);
+    free(dir);
+}
+
+TEST(threads_stop_at_the_same_record_as_one)
+{
+    char *dir = NULL;
+    tarn_stream *s = open_threads_stream(&dir);
+    REQUIRE(s != NULL);
+    /* A budget ending mid-chunk, after a checkpoint: the reader stops where
+     * one thread would. Then a batch smaller than one chunk: one worker
+     * gets it all. */
+    tarn_stage_result p;
+    stage_with_threads(s, dir, 5000, 9u << 20, 2, &p);
+    CHECK(p.last_seq > 5000 + 9 * 1024 * 1024 / 700 && p.last_seq < TN - 1000);
+    tarn_stage_result_free(&p);
+    stage_with_threads(s, dir, TN - 100, SIZE_MAX, 2, &p);
+    REQUIRE(p.nparts == 2);
+    CHECK_EQ_INT(p.parts[0].npaths, 1);
+    CHECK_EQ_INT(p.last_seq, TN);
+    tarn_stage_result_free(&p);
+    tarn_stream_close(s);
+    tarn_rm_rf(dir);
+    free(dir);
+}
+
+TEST(threads_fail_the_pass_when_a_write_fails)
+{
+    char *dir = NULL;
+    tarn_stream *s = open_threads_stream(&dir);
+    REQUIRE(s != NULL);
+    /* Files made /dev/full: a worker's part file (it fails mid-batch, the
+     * reader maybe waiting for its chunks), the head of the sample (the
+     * reader fails before handing out a chunk: the head passes the 1 MiB
+     * buffer), a worker's sample (it fails writing its last bytes). */
+    static const char *const full[] = {"2025-11-25.1.ndjson", "sample.ndjson", "sample.1.ndjson"};
+    for (int i = 0; i < 3; i++) {
+        char *sub = subdir(dir, "fail"), *link = text_printf("%s/%s", sub, full[i]);
+        REQUIRE(symlink("/dev/full", link) == 0);
+        tarn_stage_result p;
+        tarn_errbuf eb = {{0}};
+        CHECK_EQ_INT(tarn_stage_batch(s, TARN_STAGE_PROCESSED, 0, INT64_MAX, SIZE_MAX, 2, sub, &p, &eb), TARN_ENOSPC);
+        CHECK(strstr(eb.msg, full[i]) != NULL);
+        CHECK(p.parts == NULL && p.nparts == 0 && p.nsamples == 0);
+        free(link);
+        free(sub);
+    }
+    tarn_stream_close(s);
+    tarn_rm_rf(dir);
+    free(dir);
+}
+
+/* One value of the first column of a query's first row (malloc'd). */
+static char *duck_value(duckdb_connection conn, const char *sql, idx_t col, idx_t row)
+{
+    duckdb_result res;
+    char *out = NULL;
+    if (duckdb_query(conn, sql, &res) == DuckDBSuccess) {
+        char *v = duckdb_value_varchar(&res, col, row);
+        out = v ? strdup(v) : NULL;
+        duckdb_free(v);
+    } else {
+        printf("  duckdb: %s\n", duckdb_result_error(&res));
+    }
+    duckdb_destroy_result(&res);
+    return out;
+}
+
+TEST(parquet_from_staged_files_has_ingested_at_as_a_timestamp)
+{
+    char *dir = NULL;
+    tarn_stream *s = open_stream(&dir);
+    REQUIRE(s != NULL);
+    /* Microseconds, and times before 1970: exact. */
+    append(s, LATE, "{\"id\":1}", "{\"id\":2}");
+    append(s, -1, "{\"id\":3}", NULL);
+    append(s, -86400000001LL, "{}", NULL);
+    tarn_stage_result p;
+    tarn_errbuf eb = {{0}};
+    REQUIRE(tarn_stage_batch(s, TARN_STAGE_PROCESSED, 0, INT64_MAX, SIZE_MAX, 2, dir, &p, &eb) == 0);
+    REQUIRE(p.nparts == 3 && p.nsamples == 1);
+    char *line = slurp(p.parts[1].paths[0]);
+    CHECK_EQ_STR(line, "{\"id\":3,\"_ingested_at\":-1,\"_seq\":3}\n");
+    free(line);
+
+    tarn_writer *w = NULL;
+    REQUIRE(tarn_writer_open(dir, dir, 1, NULL, &w, &eb) == 0);
+    const char *samples[] = {p.sample_paths[0]};
+    tarn_column *cols = NULL;
+    size_t ncols = 0;
+    CHECK(tarn_writer_infer(w, samples, 1, 1, &cols, &ncols, &eb) == 0);
+    REQUIRE(ncols == 3);
+    CHECK_EQ_STR(cols[1].name, "_ingested_at");
+    CHECK_EQ_STR(cols[1].type, "TIMESTAMP");
+    CHECK_EQ_STR(cols[2].type, "BIGINT");
+    /* Every part's files into one Parquet file. */
+    const char *files[3] = {p.parts[0].paths[0], p.parts[1].paths[0], p.parts[2].paths[0]};
+    char *parquet = text_printf("%s/out.parquet", dir);
+    int64_t rows = 0;
+    CHECK(tarn_writer_ndjson_to_parquet(w, files, 3, cols, ncols, parquet, &rows, &eb) == 0);
+    CHECK_EQ_INT(rows, 4);
+    tarn_writer_close(w);
+    tarn_columns_free(cols, ncols);
+
+    duckdb_database db;
+    duckdb_connection conn;
+    REQUIRE(duckdb_open(NULL, &db) == DuckDBSuccess);
+    REQUIRE(duckdb_connect(db, &conn) == DuckDBSuccess);
+    char *sql = text_printf("SELECT string_agg(_seq || ' ' || typeof(_ingested_at) || ' ' || _ingested_at, '; ' "
+                            "ORDER BY _seq) FROM read_parquet('%s')",
+                            parquet);
+    char *got = duck_value(conn, sql, 0, 0);
+    CHECK_EQ_STR(got, "1 TIMESTAMP 2025-11-25 23:59:59.5; 2 TIMESTAMP 2025-11-25 23:59:59.5; "
+                      "3 TIMESTAMP 1969-12-31 23:59:59.999999; 4 TIMESTAMP 1969-12-30 23:59:59.999999");
+    free(got);
+    free(sql);
+    duckdb_disconnect(&conn);
+    duckdb_close(&db);
+    free(parquet);
     tarn_stage_result_free(&p);
     tarn_stream_close(s);
     tarn_rm_rf(dir);
@@ -531,5 +889,9 @@ int main(void)
     RUN(sample_past_the_path_limit_takes_unknown_keys);
     RUN(sample_takes_records_too_deep_or_malformed);
     RUN(sample_past_its_size_limit_is_dropped);
+    RUN(threads_stage_the_same_lines_and_a_covering_sample);
+    RUN(threads_stop_at_the_same_record_as_one);
+    RUN(threads_fail_the_pass_when_a_write_fails);
+    RUN(parquet_from_staged_files_has_ingested_at_as_a_timestamp);
     return test_main_end();
 }
