@@ -267,9 +267,10 @@ static void table_fail_locked(tarn_delivery *d, tarn_table *t, int z, int rc, co
     zs->retry_delay_ms = zs->retry_delay_ms ? zs->retry_delay_ms * 2 : DELIVERY_RETRY_MIN_MS;
     if (zs->retry_delay_ms > DELIVERY_RETRY_MAX_MS) zs->retry_delay_ms = DELIVERY_RETRY_MAX_MS;
     zs->retry_at_ms = tarn_mono_ms() + zs->retry_delay_ms;
-    /* Give up on a stop only after a few tries: the records stay in the log
-     * and are delivered at the next start. */
-    if (d->stopping && zs->failures >= 3) zs->retry_at_ms = INT64_MAX;
+    /* Give up on a stop only after three tries in a row (the delay doubles
+     * from DELIVERY_RETRY_MIN_MS and a success resets it): the records stay
+     * in the log and are delivered at the next start. */
+    if (d->stopping && zs->retry_delay_ms >= 4 * DELIVERY_RETRY_MIN_MS) zs->retry_at_ms = INT64_MAX;
     pthread_cond_broadcast(&d->done);
     tarn_log_error(LOG, "%s.%s: delivery to the %s zone failed (retrying in %lld ms): %s", t->db, t->name,
                    zone_names[z], (long long)zs->retry_delay_ms, msg);
