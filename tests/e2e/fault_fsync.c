@@ -36,24 +36,21 @@ static int fault(int fd)
     return atomic_fetch_add(&calls, 1) >= atol(after);
 }
 
-int fdatasync(int fd)
+/* Calls the C library's function name on fd, or fails it with EIO. */
+static int sync_or_fail(const char *name, int fd)
 {
-    static int (*real)(int);
-    if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
     if (fault(fd)) {
         errno = EIO;
+        return -1;
+    }
+    int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, name);
+    if (!real) {
+        errno = ENOSYS;
         return -1;
     }
     return real(fd);
 }
 
-int fsync(int fd)
-{
-    static int (*real)(int);
-    if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-    if (fault(fd)) {
-        errno = EIO;
-        return -1;
-    }
-    return real(fd);
-}
+int fdatasync(int fd) { return sync_or_fail("fdatasync", fd); }
+
+int fsync(int fd) { return sync_or_fail("fsync", fd); }
