@@ -99,6 +99,7 @@ int tarn_writer_infer(tarn_writer *w, const char *const *files, size_t nfiles, i
         }
         if (c) {
             /* duckdb_value_varchar memory is duckdb_malloc'd: copy to ours. */
+            int copied = 1;
             for (idx_t i = 0; i < n; i++) {
                 const char *type = strcmp(c[i].name, WRITER_INGESTED_AT) == 0 ? "TIMESTAMP" : c[i].type;
                 char *nm = strdup(c[i].name), *ty = strdup(type);
@@ -106,9 +107,15 @@ int tarn_writer_infer(tarn_writer *w, const char *const *files, size_t nfiles, i
                 duckdb_free(c[i].type);
                 c[i].name = nm;
                 c[i].type = ty;
+                copied = copied && nm && ty;
             }
-            *cols = c;
-            *ncols = n;
+            if (copied) {
+                *cols = c;
+                *ncols = n;
+            } else {
+                tarn_columns_free(c, n);
+                rc = TARN_ENOMEM;
+            }
         }
     }
     duckdb_destroy_result(&res);
