@@ -306,6 +306,12 @@ static void table_trim(tarn_delivery *d, tarn_table *t)
         tarn_log_warn(LOG, "%s.%s: trimming the log failed: %s", t->db, t->name, eb.msg);
 }
 
+/* The Parquet file of a staged part: <dir>/<date>.parquet. */
+static void batch_parquet_path(char *out, size_t n, const char *dir, const tarn_stage_part *p)
+{
+    snprintf(out, n, "%s/%s.parquet", dir, p->date);
+}
+
 /* Infers the batch schema, widens the table's, and writes one Parquet file
  * per part into staging. On success *cols holds the table's new schema;
  * *infer_ms receives the time inference took. */
@@ -353,7 +359,7 @@ static int batch_write_parquet(tarn_delivery *d, const tarn_table_info *info, co
         for (size_t i = 0; rc == TARN_OK && i < staged->nparts; i++) {
             const tarn_stage_part *p = &staged->parts[i];
             char out[PATH_MAX];
-            snprintf(out, sizeof out, "%s/%s.parquet", dir, p->date);
+            batch_parquet_path(out, sizeof out, dir, p);
             int64_t rows = 0;
             const char *paths[TARN_STAGE_MAX_THREADS];
             for (size_t k = 0; k < p->npaths; k++) paths[k] = p->paths[k];
@@ -371,15 +377,19 @@ static int batch_write_parquet(tarn_delivery *d, const tarn_table_info *info, co
     return rc;
 }
 
-/* Moves each staged part into the lake as <zone>/<db>/<table>/<partition>/
+/* Moves each staged part's file (zone z: its Parquet file in dir, or its
+ * one gzip file) into the lake as <zone>/<db>/<table>/<partition>/
  * <first>-<last>.<ext> and describes it in files[] (nparts entries, owned
  * by the caller even on failure: free with tarn_files_free(files, *nfiles)). */
-static int batch_install(tarn_delivery *d, tarn_table *t, int z, const tarn_stage_result *staged,
-                         const char *const *sources, tarn_file *files, size_t *nfiles, tarn_errbuf *eb)
+static int batch_install(tarn_delivery *d, tarn_table *t, int z, const tarn_stage_result *staged, const char *dir,
+                         tarn_file *files, size_t *nfiles, tarn_errbuf *eb)
 {
     int rc = TARN_OK;
     for (size_t i = 0; rc == TARN_OK && i < staged->nparts; i++) {
         const tarn_stage_part *p = &staged->parts[i];
+        char source[PATH_MAX];
+        if (z == ZONE_PROCESSED) batch_parquet_path(source, sizeof source, dir, p);
+        else snprintf(source, sizeof source, "%s", p->paths[0]);
         tarn_buf seg;
         tarn_buf_init(&seg, 4096);
         char rel[PATH_MAX];
@@ -387,8 +397,8 @@ static int batch_install(tarn_delivery *d, tarn_table *t, int z, const tarn_stag
         if (rc == TARN_OK)
             snprintf(rel, sizeof rel, "%s/%s/%s/%s/%lld-%lld.%s", zone_names[z], t->db, t->name, seg.data,
                      (long long)p->first_seq, (long long)p->last_seq, z == ZONE_PROCESSED ? "parquet" : "json.gz");
-        int64_t size = file_size(sources[i]);
-        if (rc == TARN_OK) rc = lake_install(d, sources[i], rel, eb);
+        int64_t size = file_size(source);
+        if (rc == TARN_OK) rc = lake_install(d, source, rel, eb);
         if (rc == TARN_OK) {
             tarn_file *f = &files[(*nfiles)++];
             f->path = strdup(rel);
@@ -423,7 +433,6 @@ static int table_deliver(tarn_delivery *d, tarn_table *t, int64_t from_seq, int6
     size_t ncols = 0;
     tarn_file *files = NULL;
     size_t nfiles = 0;
-    char **sources = NULL;
     int rc;
 
     snprintf(dir, PATH_MAX, "%s/t%lld-%lld", d->staging_dir, (long long)t->id, (long long)from_seq + 1);
@@ -447,19 +456,11 @@ static int table_deliver(tarn_delivery *d, tarn_table *t, int64_t from_seq, int6
     t_parquet = tarn_mono_ms();
 
     /* 4: into the lake. */
-    files = calloc(staged.nparts, sizeof *files);
-    sources = calloc(staged.nparts, sizeof *sources);
-    if (!files || !sources) {
+    if (!(files = calloc(staged.nparts, sizeof *files))) {
         rc = TARN_ENOMEM;
         goto out;
     }
-    for (size_t i = 0; i < staged.nparts; i++)
-        if (asprintf(&sources[i], "%s/%s.parquet", dir, staged.parts[i].date) < 0) {
-            sources[i] = NULL;
-            rc = TARN_ENOMEM;
-            goto out;
-        }
-    if ((rc = batch_install(d, t, ZONE_PROCESSED, &staged, (const char *const *)sources, files, &nfiles, eb))) goto out;
+    if ((rc = batch_install(d, t, ZONE_PROCESSED, &staged, dir, files, &nfiles, eb))) goto out;
 
     /* 5: publish files, schema and checkpoint together. */
     int schema_changed = !tarn_columns_equal(info.columns, info.ncolumns, cols, ncols);
@@ -481,8 +482,6 @@ static int table_deliver(tarn_delivery *d, tarn_table *t, int64_t from_seq, int6
                   (long long)(tarn_mono_ms() - t_published));
     if (schema_changed) tarn_log_info(LOG, "%s.%s: schema now has %zu columns", t->db, t->name, ncols);
 out:
-    for (size_t i = 0; sources && i < staged.nparts; i++) free(sources[i]);
-    free(sources);
     tarn_stage_result_free(&staged);
     tarn_columns_free(cols, ncols);
     if (files) tarn_files_free(files, nfiles);
@@ -502,7 +501,6 @@ static int table_deliver_raw(tarn_delivery *d, tarn_table *t, int64_t from_seq, 
     memset(&staged, 0, sizeof staged);
     tarn_file *files = NULL;
     size_t nfiles = 0;
-    const char **sources = NULL;
     int rc;
 
     snprintf(dir, sizeof dir, "%s/r%lld-%lld", d->staging_dir, (long long)t->id, (long long)from_seq + 1);
@@ -516,14 +514,11 @@ static int table_deliver_raw(tarn_delivery *d, tarn_table *t, int64_t from_seq, 
         *delivered = from_seq;
         goto out;
     }
-    files = calloc(staged.nparts, sizeof *files);
-    sources = calloc(staged.nparts, sizeof *sources);
-    if (!files || !sources) {
+    if (!(files = calloc(staged.nparts, sizeof *files))) {
         rc = TARN_ENOMEM;
         goto out;
     }
-    for (size_t i = 0; i < staged.nparts; i++) sources[i] = staged.parts[i].paths[0];
-    if ((rc = batch_install(d, t, ZONE_RAW, &staged, sources, files, &nfiles, eb))) goto out;
+    if ((rc = batch_install(d, t, ZONE_RAW, &staged, dir, files, &nfiles, eb))) goto out;
     if ((rc = tarn_catalog_publish_raw(d->cat, t->id, files, nfiles, staged.last_seq, eb))) goto out;
     *delivered = staged.last_seq;
     *delivered_bytes = staged.bytes;
@@ -531,7 +526,6 @@ static int table_deliver_raw(tarn_delivery *d, tarn_table *t, int64_t from_seq, 
                   (long long)(staged.last_seq - from_seq), staged.bytes / 1e6, (long long)staged.last_seq,
                   (long long)(tarn_mono_ms() - t_start));
 out:
-    free(sources);
     tarn_stage_result_free(&staged);
     if (files) tarn_files_free(files, nfiles);
     tarn_rm_rf(dir);
@@ -818,8 +812,8 @@ static void *worker_main(void *arg)
             pthread_mutex_lock(&d->mu);
             continue;
         }
-        if (d->stopping && !zone_pending_locked(d, ZONE_PROCESSED)) break;
         if (d->stopping) {
+            if (!zone_pending_locked(d, ZONE_PROCESSED)) break;
             struct timespec ts = delivery_deadline(50);
             pthread_cond_timedwait(&d->work, &d->mu, &ts);
             continue;
