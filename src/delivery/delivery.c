@@ -312,22 +312,88 @@ static void batch_parquet_path(char *out, size_t n, const char *dir, const tarn_
     snprintf(out, n, "%s/%s.parquet", dir, p->date);
 }
 
-/* Infers the batch schema, widens the table's, and writes one Parquet file
- * per part into staging. On success *cols holds the table's new schema;
- * *infer_ms receives the time inference took. */
+/* The table's columns (info) widened by the batch's: DuckDB infers them from
+ * files, HUGEINT narrowed to BIGINT if asked (delivery's first attempt),
+ * string types guessed by DuckDB as VARCHAR if asked (its last). *infer_ms
+ * grows by the time it took. */
+static int batch_columns(tarn_delivery *d, const tarn_table_info *info, const char *const *files, size_t nfiles,
+                         int narrow, int text, tarn_column **cols, size_t *ncols, int64_t *infer_ms, tarn_errbuf *eb)
+{
+    static const char *const trailing[] = {"_ingested_at", "_seq"};
+    tarn_column *inferred = NULL;
+    size_t ninferred = 0;
+    tarn_columns_free(*cols, *ncols);
+    *cols = NULL;
+    *ncols = 0;
+    int64_t t0 = tarn_mono_ms();
+    int rc = tarn_writer_infer(d->writer, files, nfiles, 1, &inferred, &ninferred, eb);
+    *infer_ms += tarn_mono_ms() - t0;
+    if (rc == TARN_OK && narrow && (rc = tarn_columns_narrow_hugeint(inferred, ninferred, eb)) > 0) rc = TARN_OK;
+    if (rc == TARN_OK && text && (rc = tarn_columns_text_as_varchar(inferred, ninferred, "_ingested_at", eb)) > 0)
+        rc = TARN_OK;
+    if (rc == TARN_OK)
+        rc = tarn_columns_merge(info->columns, info->ncolumns, inferred, ninferred, trailing, 2, cols, ncols, eb);
+    tarn_columns_free(inferred, ninferred);
+    return rc;
+}
+
+/* Checks the rows a part's Parquet file got. */
+static int batch_rows_check(const tarn_stage_part *p, int64_t rows, tarn_errbuf *eb)
+{
+    if (rows == p->rows) return TARN_OK;
+    return tarn_errbuf_set(eb, TARN_EINTERNAL, "parquet for %s has %lld rows, expected %lld", p->date,
+                           (long long)rows, (long long)p->rows);
+}
+
+/* The sample's files, in the order they are to be read. */
+static size_t batch_sample(const tarn_stage_result *staged, const char **sample)
+{
+    for (size_t k = 0; k < staged->nsamples; k++) sample[k] = staged->sample_paths[k];
+    return staged->nsamples;
+}
+
+/* The fast way (scan.h): infers the batch schema from the sample of a
+ * TARN_STAGE_SCHEMA pass (staged), widens the table's, and writes one
+ * Parquet file per part into dir straight from the log. Any failure (a
+ * value the scan leaves to DuckDB's JSON reader, one that does not fit the
+ * inferred type) sends the caller to batch_write_parquet, which decides as
+ * before. */
+static int batch_scan_parquet(tarn_delivery *d, const tarn_table_info *info, tarn_table *t, int64_t from_seq,
+                              const tarn_stage_result *staged, const char *dir, tarn_column **cols, size_t *ncols,
+                              int64_t *infer_ms, tarn_errbuf *eb)
+{
+    const char *sample[TARN_STAGE_MAX_SAMPLES];
+    size_t nsample = batch_sample(staged, sample);
+    if (!nsample) return tarn_errbuf_set(eb, TARN_EUNSUPPORTED, "the batch has no schema sample");
+    int rc = batch_columns(d, info, sample, nsample, !staged->ubigint_values, 0, cols, ncols, infer_ms, eb);
+    for (size_t i = 0; rc == TARN_OK && i < staged->nparts; i++) {
+        const tarn_stage_part *p = &staged->parts[i];
+        char out[PATH_MAX];
+        batch_parquet_path(out, sizeof out, dir, p);
+        int64_t rows = 0;
+        rc = tarn_writer_log_to_parquet(d->writer, t->stream, from_seq, staged->last_seq,
+                                        staged->nparts > 1 ? p->date : NULL, *cols, *ncols, out, &rows, eb);
+        if (rc == TARN_OK) rc = batch_rows_check(p, rows, eb);
+    }
+    return rc;
+}
+
+/* The staged way: infers the batch schema, widens the table's, and writes
+ * one Parquet file per part into dir from the lines of a TARN_STAGE_PROCESSED
+ * pass (staged). On success *cols holds the table's new schema; *infer_ms
+ * grows by the time inference took. */
 static int batch_write_parquet(tarn_delivery *d, const tarn_table_info *info, const tarn_stage_result *staged,
                                const char *dir, tarn_column **cols, size_t *ncols, int64_t *infer_ms, tarn_errbuf *eb)
 {
-    static const char *const trailing[] = {"_ingested_at", "_seq"};
     /* Every staged file of every part (for inference from every record),
      * and the sample's files. */
     size_t nfiles = 0;
     const char **files = calloc(staged->nparts * TARN_STAGE_MAX_THREADS, sizeof *files);
     const char *sample[TARN_STAGE_MAX_SAMPLES];
+    size_t nsample = batch_sample(staged, sample);
     int rc = files ? TARN_OK : TARN_ENOMEM;
     for (size_t i = 0; files && i < staged->nparts; i++)
         for (size_t k = 0; k < staged->parts[i].npaths; k++) files[nfiles++] = staged->parts[i].paths[k];
-    for (size_t k = 0; k < staged->nsamples; k++) sample[k] = staged->sample_paths[k];
 
     /* The first attempt infers from the staging's schema sample, read whole:
      * it holds every key and every kind of value of the batch (stage.h). If
@@ -335,27 +401,20 @@ static int batch_write_parquet(tarn_delivery *d, const tarn_table_info *info, co
      * guesses string types (DATE, TIMESTAMP, UUID) from the values it reads;
      * a later string that does not fit fails the write (or, where DuckDB
      * casts leniently, is converted: stage.h), and the second attempt reads
-     * every record. */
-    for (int attempt = 0; rc == TARN_OK && attempt < 2; attempt++) {
-        int from_sample = attempt == 0 && staged->nsamples > 0;
-        tarn_column *inferred = NULL;
-        size_t ninferred = 0;
-        tarn_columns_free(*cols, *ncols);
-        *cols = NULL;
-        *ncols = 0;
-        int64_t t0 = tarn_mono_ms();
-        rc = tarn_writer_infer(d->writer, from_sample ? sample : files, from_sample ? staged->nsamples : nfiles, 1,
-                               &inferred, &ninferred, eb);
-        *infer_ms += tarn_mono_ms() - t0;
+     * every record. A guess can fail even then: DuckDB infers DATE from
+     * "25-11-2025" and its reader then refuses the text. So the third takes
+     * every string the batch has as VARCHAR: a column the batch would have
+     * made a DATE widens to VARCHAR by the schema rules, and the batch is
+     * delivered rather than retried for ever. */
+    for (int attempt = 0; rc == TARN_OK && attempt < 3; attempt++) {
+        int from_sample = attempt == 0 && nsample > 0;
         /* HUGEINT is taken as BIGINT where that fits: DuckDB infers HUGEINT
          * when positive and negative integers mix. The staging pass knows
          * whether some integer does not fit; without a sample it is unknown,
          * and only the first attempt narrows. */
-        int narrow = staged->nsamples > 0 ? !staged->ubigint_values : attempt == 0;
-        if (rc == TARN_OK && narrow && (rc = tarn_columns_narrow_hugeint(inferred, ninferred, eb)) > 0) rc = TARN_OK;
-        if (rc == TARN_OK)
-            rc = tarn_columns_merge(info->columns, info->ncolumns, inferred, ninferred, trailing, 2, cols, ncols, eb);
-        tarn_columns_free(inferred, ninferred);
+        int narrow = nsample > 0 ? !staged->ubigint_values : attempt == 0;
+        rc = batch_columns(d, info, from_sample ? sample : files, from_sample ? nsample : nfiles, narrow, attempt == 2,
+                           cols, ncols, infer_ms, eb);
         for (size_t i = 0; rc == TARN_OK && i < staged->nparts; i++) {
             const tarn_stage_part *p = &staged->parts[i];
             char out[PATH_MAX];
@@ -364,13 +423,12 @@ static int batch_write_parquet(tarn_delivery *d, const tarn_table_info *info, co
             const char *paths[TARN_STAGE_MAX_THREADS];
             for (size_t k = 0; k < p->npaths; k++) paths[k] = p->paths[k];
             rc = tarn_writer_ndjson_to_parquet(d->writer, paths, p->npaths, *cols, *ncols, out, &rows, eb);
-            if (rc == TARN_OK && rows != p->rows)
-                rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "parquet for %s has %lld rows, expected %lld", p->date,
-                                     (long long)rows, (long long)p->rows);
+            if (rc == TARN_OK) rc = batch_rows_check(p, rows, eb);
         }
-        if (rc == TARN_OK || attempt == 1) break;
-        tarn_log_warn(LOG, "%s.%s: write with the schema inferred from %s failed (%s); inferring from every record",
-                      info->db, info->name, from_sample ? "the schema sample" : "every record", eb->msg);
+        if (rc == TARN_OK || attempt == 2) break;
+        tarn_log_warn(LOG, "%s.%s: write with the schema inferred from %s failed (%s); inferring from every record%s",
+                      info->db, info->name, from_sample ? "the schema sample" : "every record", eb->msg,
+                      attempt == 1 ? ", strings as VARCHAR" : "");
         rc = TARN_OK;
     }
     free(files);
@@ -441,8 +499,8 @@ static int table_deliver(tarn_delivery *d, tarn_table *t, int64_t from_seq, int6
     if ((rc = tarn_catalog_get_table(d->cat, t->db, t->name, &info, eb))) goto out;
 
     int64_t t_start = tarn_mono_ms(), t_staged = 0, t_parquet = 0, infer_ms = 0;
-    /* 1-2: stage. */
-    if ((rc = tarn_stage_batch(t->stream, TARN_STAGE_PROCESSED, from_seq, upto_seq, d->opts.buffer_size,
+    /* 1-2: the schema sample and the parts. */
+    if ((rc = tarn_stage_batch(t->stream, TARN_STAGE_SCHEMA, from_seq, upto_seq, d->opts.buffer_size,
                                d->stage_threads, dir, &staged, eb)))
         goto out;
     if (staged.nparts == 0) {
@@ -451,8 +509,20 @@ static int table_deliver(tarn_delivery *d, tarn_table *t, int64_t from_seq, int6
     }
 
     t_staged = tarn_mono_ms();
-    /* 3: schema and Parquet. */
-    if ((rc = batch_write_parquet(d, &info, &staged, dir, &cols, &ncols, &infer_ms, eb))) goto out;
+    /* 3: schema and Parquet, straight from the log; else staged. */
+    const char *how = "from the log";
+    if ((rc = batch_scan_parquet(d, &info, t, from_seq, &staged, dir, &cols, &ncols, &infer_ms, eb))) {
+        tarn_log_info(LOG, "%s.%s: converting records %lld-%lld straight from the log stopped (%s); staging them",
+                      t->db, t->name, (long long)from_seq + 1, (long long)staged.last_seq, eb->msg);
+        int64_t last = staged.last_seq;
+        tarn_stage_result_free(&staged);
+        how = "staged";
+        if ((rc = tarn_stage_batch(t->stream, TARN_STAGE_PROCESSED, from_seq, last, d->opts.buffer_size,
+                                   d->stage_threads, dir, &staged, eb)))
+            goto out;
+        t_staged = tarn_mono_ms();
+        if ((rc = batch_write_parquet(d, &info, &staged, dir, &cols, &ncols, &infer_ms, eb))) goto out;
+    }
     t_parquet = tarn_mono_ms();
 
     /* 4: into the lake. */
@@ -474,11 +544,11 @@ static int table_deliver(tarn_delivery *d, tarn_table *t, int64_t from_seq, int6
     if (tarn_query_refresh_table(d->qe, t->db, t->name, &qeb))
         tarn_log_error(LOG, "%s.%s: refreshing the query view failed: %s", t->db, t->name, qeb.msg);
     tarn_log_info(LOG,
-                  "%s.%s: delivered %lld records (%.1f MB) through seq %lld in %lld ms: staging %lld, parquet %lld "
+                  "%s.%s: delivered %lld records (%.1f MB) through seq %lld in %lld ms: staging %lld, parquet %s %lld "
                   "(schema %lld), publish %lld, view %lld",
                   t->db, t->name, (long long)(staged.last_seq - from_seq), staged.bytes / 1e6,
                   (long long)staged.last_seq, (long long)(tarn_mono_ms() - t_start), (long long)(t_staged - t_start),
-                  (long long)(t_parquet - t_staged), (long long)infer_ms, (long long)(t_published - t_parquet),
+                  how, (long long)(t_parquet - t_staged), (long long)infer_ms, (long long)(t_published - t_parquet),
                   (long long)(tarn_mono_ms() - t_published));
     if (schema_changed) tarn_log_info(LOG, "%s.%s: schema now has %zu columns", t->db, t->name, ncols);
 out:

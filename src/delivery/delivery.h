@@ -7,11 +7,15 @@
  * reach the buffer size, when the oldest of them has waited the buffer
  * interval, or when a flush asks for it:
  *
- *   1. read the batch from the log, group it by UTC ingest date;
- *   2. stage, outside the lake, per date: NDJSON with _ingested_at and _seq
- *      added (input of the Parquet writer; stage.h);
- *   3. infer the batch's schema with DuckDB and widen the table's schema
- *      (schema.h); write one Snappy Parquet file per date with that schema;
+ *   1. read the batch from the log, group it by UTC ingest date and write
+ *      its schema sample, outside the lake (stage.h, TARN_STAGE_SCHEMA);
+ *   2. infer the batch's schema with DuckDB from the sample and widen the
+ *      table's schema (schema.h);
+ *   3. write one Snappy Parquet file per date with that schema, DuckDB
+ *      taking the records straight from the log (scan.h). If a record holds
+ *      a value that way leaves to DuckDB's JSON reader, stage the batch per
+ *      date as NDJSON with _ingested_at and _seq added (TARN_STAGE_PROCESSED)
+ *      and convert that with read_json instead, as every batch once was;
  *   4. fsync, rename into lake/processed/<db>/<table>/ingestion_date=D/ as
  *      <first>-<last>.parquet (names derive from the sequence range, so a
  *      replay after a crash writes the same names);

@@ -453,15 +453,17 @@ static int type_narrow_hugeint(tarn_type *t)
     return changed;
 }
 
-int tarn_columns_narrow_hugeint(tarn_column *cols, size_t n, tarn_errbuf *eb)
+/* Rewrites the type of every column but `keep` with fn (which says whether
+ * it changed the tree); returns the number of columns changed. */
+static int columns_rewrite(tarn_column *cols, size_t n, int (*fn)(tarn_type *), const char *keep, tarn_errbuf *eb)
 {
     int changed = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!strstr(cols[i].type, "INT")) continue;
+        if (keep && strcmp(cols[i].name, keep) == 0) continue;
         tarn_type *t = NULL;
         int rc = tarn_type_parse(cols[i].type, &t, eb);
         if (rc) return rc;
-        if (type_narrow_hugeint(t)) {
+        if (fn(t)) {
             tarn_buf b;
             tarn_buf_init(&b, 1 << 20);
             rc = tarn_type_format(t, &b);
@@ -477,4 +479,32 @@ int tarn_columns_narrow_hugeint(tarn_column *cols, size_t n, tarn_errbuf *eb)
         tarn_type_free(t);
     }
     return changed;
+}
+
+int tarn_columns_narrow_hugeint(tarn_column *cols, size_t n, tarn_errbuf *eb)
+{
+    return columns_rewrite(cols, n, type_narrow_hugeint, NULL, eb);
+}
+
+static int type_text_as_varchar(tarn_type *t)
+{
+    int changed = 0;
+    switch (t->kind) {
+    case TARN_T_DATE:
+    case TARN_T_TIME:
+    case TARN_T_TIMESTAMP:
+    case TARN_T_TIMESTAMPTZ:
+    case TARN_T_UUID:
+        t->kind = TARN_T_VARCHAR;
+        changed = 1;
+        break;
+    default: break;
+    }
+    for (size_t i = 0; i < t->nchildren; i++) changed |= type_text_as_varchar(t->children[i]);
+    return changed;
+}
+
+int tarn_columns_text_as_varchar(tarn_column *cols, size_t n, const char *keep, tarn_errbuf *eb)
+{
+    return columns_rewrite(cols, n, type_text_as_varchar, keep, eb);
 }

@@ -84,5 +84,12 @@ void tarn_columns_free(tarn_column *c, size_t n);
  * attempt of a write: most "HUGEINT" inferences fit in BIGINT). Returns the
  * number of columns changed, or a negative error. */
 int tarn_columns_narrow_hugeint(tarn_column *cols, size_t n, tarn_errbuf *eb);
+/* Rewrites every DATE, TIME, TIMESTAMP, TIMESTAMPTZ and UUID inside the
+ * types of the columns, but the one named keep (NULL: none), as VARCHAR:
+ * the delivery's last attempt at a batch whose strings DuckDB typed by a
+ * guess that a later string does not fit (e.g. dates written 25-11-2025,
+ * which DuckDB's inference takes for DATE and its reader then refuses).
+ * Returns the number of columns changed, or a negative error. */
+int tarn_columns_text_as_varchar(tarn_column *cols, size_t n, const char *keep, tarn_errbuf *eb);
 
 #endif

@@ -728,6 +728,169 @@ typedef struct stage_chunk {
     size_t len, cap;
 } stage_chunk;
 
+/* ------------------------------------------------------------ spellings
+ *
+ * Keys that differ only in ASCII case name one column or field: DuckDB's
+ * names ignore case, so a table cannot have both "id" and "ID". But DuckDB's
+ * JSON inference takes them for two keys: at the top level it invents a
+ * column "ID_1", inside an object it fails the whole batch ("Duplicate name
+ * in struct"). So the sample is written with one spelling per key: the
+ * first the sample met at that place (the path of spellings before it),
+ * kept in a table shared by the pass's threads. Each sampled record is
+ * copied with its keys replaced; values are copied byte for byte. The scan
+ * (scan.h) then finds a key's column without regard to case. Sampled
+ * records are few (the head, the spread and records with a new pair), so
+ * this costs about a microsecond each; the table grows with the sample's
+ * distinct keys, which TARN_STAGE_SAMPLE_MAX_BYTES bounds.
+ */
+
+typedef struct stage_key {
+    uint32_t parent;  /* the place's own entry: 0 for the record, else index + 1 */
+    uint32_t hash;
+    uint32_t off, len; /* the spelling, in stage_keys.text */
+} stage_key;
+
+typedef struct stage_keys {
+    pthread_mutex_t mu;
+    stage_key *slots; /* open addressing; len == UINT32_MAX: free */
+    size_t cap, n;
+    tarn_buf text;
+    /* stage_keys_respell's, under mu: */
+    tarn_buf out;  /* a record with its keys replaced */
+    uint32_t place[TARN_STAGE_SHAPE_MAX_DEPTH + 1]; /* per open object or array: its entry */
+    char is_object[TARN_STAGE_SHAPE_MAX_DEPTH + 1];
+} stage_keys;
+
+/* The step of an array's elements: a byte no raw JSON key holds. */
+static const char stage_key_element[] = "\x01";
+
+static uint32_t stage_key_hash(uint32_t parent, const char *k, size_t n)
+{
+    uint32_t h = 2166136261u ^ parent;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)k[i];
+        if (ch >= 'A' && ch <= 'Z') ch = (unsigned char)(ch + 32);
+        h = (h ^ ch) * 16777619u;
+    }
+    return h;
+}
+
+/* The entry of key k (raw bytes) at place parent, added with spelling k if
+ * none matches it without regard to case: its id (index + 1, stable: the
+ * table is sized once per pass, see stage_keys_init) and spelling. 0 when
+ * the table is full: the caller keeps the key as written. */
+static uint32_t stage_keys_find(stage_keys *t, uint32_t parent, const char *k, size_t n, const char **spelling,
+                                size_t *spelling_len)
+{
+    if (n >= UINT32_MAX || !t->cap) return 0;
+    uint32_t h = stage_key_hash(parent, k, n);
+    for (size_t i = h & (t->cap - 1), probes = 0; probes < t->cap; i = (i + 1) & (t->cap - 1), probes++) {
+        stage_key *e = &t->slots[i];
+        if (e->len == UINT32_MAX) {
+            if (t->n * 4 >= t->cap * 3 || tarn_buf_append(&t->text, k, n)) return 0;
+            e->parent = parent;
+            e->hash = h;
+            e->off = (uint32_t)(t->text.len - n);
+            e->len = (uint32_t)n;
+            t->n++;
+        } else if (e->hash != h || e->parent != parent || e->len != n || strncasecmp(t->text.data + e->off, k, n)) {
+            continue;
+        }
+        *spelling = t->text.data + e->off;
+        *spelling_len = e->len;
+        return (uint32_t)i + 1;
+    }
+    return 0;
+}
+
+/* The table's slots: at most three quarters of them hold keys (49,152
+ * distinct places and spellings; 1 MiB). A sample with more keeps the keys
+ * of its records past that point as they are written. */
+#define STAGE_KEYS_SLOTS 65536
+
+static int stage_keys_init(stage_keys *t)
+{
+    memset(t, 0, sizeof *t);
+    pthread_mutex_init(&t->mu, NULL);
+    tarn_buf_init(&t->text, (size_t)64 << 20);
+    tarn_buf_init(&t->out, TARN_BUF_DEFAULT_MAX);
+    if (!(t->slots = malloc(STAGE_KEYS_SLOTS * sizeof *t->slots))) return TARN_ENOMEM;
+    t->cap = STAGE_KEYS_SLOTS;
+    for (size_t i = 0; i < t->cap; i++) t->slots[i].len = UINT32_MAX;
+    return TARN_OK;
+}
+
+static void stage_keys_free(stage_keys *t)
+{
+    free(t->slots);
+    tarn_buf_free(&t->text);
+    tarn_buf_free(&t->out);
+    pthread_mutex_destroy(&t->mu);
+    memset(t, 0, sizeof *t);
+}
+
+/* Copies the JSON text p[0..n) (a record, perhaps without its closing
+ * brace) into t->out with each key in its sample spelling. Text it cannot
+ * follow is copied as it is from there on. Under t->mu. */
+static int stage_keys_respell(stage_keys *t, const char *p, size_t n)
+{
+    enum { MAX_DEPTH = TARN_STAGE_SHAPE_MAX_DEPTH };
+    uint32_t *place = t->place;
+    char *is_object = t->is_object;
+    int depth = -1, want_key = 0;
+    uint32_t value_place = 0; /* the place of the value that comes next */
+    tarn_buf_reset(&t->out);
+    const char *end = p + n, *copied = p;
+    int rc = TARN_OK;
+    while (p < end && rc == TARN_OK) {
+        char ch = *p;
+        if (ch == '"') {
+            const char *q = p + 1;
+            while (q < end && *q != '"') q += *q == '\\' ? 2 : 1;
+            if (q >= end) break;
+            if (depth >= 0 && is_object[depth] && want_key) {
+                const char *sp = p + 1;
+                size_t sp_len = (size_t)(q - p - 1);
+                uint32_t id = stage_keys_find(t, place[depth], p + 1, sp_len, &sp, &sp_len);
+                value_place = id;
+                if (id && (sp_len != (size_t)(q - p - 1) || memcmp(sp, p + 1, sp_len) != 0)) {
+                    if ((rc = tarn_buf_append(&t->out, copied, (size_t)(p + 1 - copied))) ||
+                        (rc = tarn_buf_append(&t->out, sp, sp_len)))
+                        break;
+                    copied = q;
+                }
+                want_key = 0;
+                if (!id) break; /* the table is full: the rest as it is */
+            }
+            p = q + 1;
+            continue;
+        }
+        if (ch == '{' || ch == '[') {
+            if (depth + 1 > MAX_DEPTH) break;
+            uint32_t here = depth < 0 ? 0 : is_object[depth] ? value_place : place[depth];
+            depth++;
+            is_object[depth] = ch == '{';
+            if (ch == '{') {
+                place[depth] = here;
+                want_key = 1;
+            } else {
+                const char *sp;
+                size_t sp_len;
+                place[depth] = stage_keys_find(t, here, stage_key_element, 1, &sp, &sp_len);
+                if (!place[depth]) break;
+            }
+        } else if (ch == '}' || ch == ']') {
+            if (depth < 0) break;
+            depth--;
+        } else if (ch == ',') {
+            want_key = depth >= 0 && is_object[depth];
+        }
+        p++;
+    }
+    if (rc == TARN_OK) rc = tarn_buf_append(&t->out, copied, (size_t)(end - copied));
+    return rc;
+}
+
 typedef struct stage_ctx stage_ctx;
 
 /* What formats processed lines: with one thread, the calling thread's for
@@ -778,6 +941,7 @@ struct stage_ctx {
     size_t max_bytes;
     atomic_size_t sample_bytes; /* in all of the sample's files */
     atomic_int sample_dropped;  /* past TARN_STAGE_SAMPLE_MAX_BYTES: no sample */
+    stage_keys keys;            /* the sample's spellings of keys */
     stage_worker self;
     /* Several threads. */
     stage_worker *workers;
@@ -881,7 +1045,7 @@ static int stage_part_add(stage_ctx *c, size_t *out)
     tarn_stage_part *p = &r->parts[r->nparts];
     memset(p, 0, sizeof *p);
     memcpy(p->date, c->date_text, 11);
-    if (c->kind == TARN_STAGE_PROCESSED) { /* the workers create the files: stage_collect names them here */
+    if (c->kind != TARN_STAGE_RAW) { /* the workers create the files: stage_collect names them here */
         *out = r->nparts++;
         return TARN_OK;
     }
@@ -1062,7 +1226,11 @@ static int stage_sample_write(stage_worker *w, const char *body, size_t body_len
         if (rc) return rc;
     }
     w->sample_rows++;
-    int rc = stage_write(f, body, body_len, w->eb);
+    stage_keys *t = &c->keys;
+    pthread_mutex_lock(&t->mu);
+    int rc = stage_keys_respell(t, body, body_len);
+    if (rc == TARN_OK) rc = stage_write(f, t->out.data, t->out.len, w->eb);
+    pthread_mutex_unlock(&t->mu);
     return rc ? rc : stage_write(f, tail, tail_len, w->eb);
 }
 
@@ -1088,20 +1256,22 @@ static int stage_worker_file(stage_worker *w, size_t part, int64_t ts, stage_fil
 static int stage_processed_record(stage_worker *w, size_t part, int64_t seq, int64_t ts, const char *data, size_t len,
                                   int due)
 {
-    stage_file *f;
-    int rc = stage_worker_file(w, part, ts, &f);
-    if (rc) return rc;
+    int files = w->c->kind == TARN_STAGE_PROCESSED, rc;
+    stage_file *f = NULL;
+    if (files && (rc = stage_worker_file(w, part, ts, &f))) return rc;
     /* A record the shapes say is clean needs no search for line breaks. */
     int shape = w->shape ? shape_record(w->shape, data, len) : 0;
+    int take = w->shape && (due == STAGE_DUE_HEAD || due == STAGE_DUE_SPREAD ||
+                            (due == STAGE_DUE_IF_NEW && (shape & SHAPE_RECORD_NEW)));
+    if (!files && !take) return TARN_OK;
     const char *body;
     size_t body_len, tail_len;
     char tail[STAGE_TAIL_MAX];
     if ((rc = stage_line(w, seq, ts, data, len, shape & SHAPE_RECORD_CLEAN, &body, &body_len, tail, &tail_len)))
         return rc;
-    if ((rc = stage_write(f, body, body_len, w->eb)) || (rc = stage_write(f, tail, tail_len, w->eb))) return rc;
-    int take = due == STAGE_DUE_HEAD || due == STAGE_DUE_SPREAD ||
-               (due == STAGE_DUE_IF_NEW && (shape & SHAPE_RECORD_NEW));
-    return w->shape && take ? stage_sample_write(w, body, body_len, tail, tail_len) : TARN_OK;
+    if (files && ((rc = stage_write(f, body, body_len, w->eb)) || (rc = stage_write(f, tail, tail_len, w->eb))))
+        return rc;
+    return take ? stage_sample_write(w, body, body_len, tail, tail_len) : TARN_OK;
 }
 
 static int stage_worker_init(stage_worker *w, stage_ctx *c, int index, int track, tarn_errbuf *eb)
@@ -1366,15 +1536,19 @@ int tarn_stage_batch(tarn_stream *s, enum tarn_stage_kind kind, int64_t from_seq
     c.max_bytes = max_bytes;
     atomic_init(&c.sample_bytes, 0);
     atomic_init(&c.sample_dropped, 0);
+    if (kind != TARN_STAGE_RAW && stage_keys_init(&c.keys)) {
+        stage_keys_free(&c.keys);
+        return tarn_errbuf_set(eb, TARN_ENOMEM, "out of memory staging");
+    }
     c.failed_worker = -1;
     if (threads > TARN_STAGE_MAX_THREADS) threads = TARN_STAGE_MAX_THREADS;
-    int several = kind == TARN_STAGE_PROCESSED && threads > 1;
+    int several = kind != TARN_STAGE_RAW && threads > 1;
 
     int rc = TARN_OK;
     if (kind == TARN_STAGE_RAW && !(c.gz = libdeflate_alloc_compressor(1))) return TARN_ENOMEM;
     /* With several threads the calling thread's formatter writes only the
      * head of the sample: the workers note its pairs. */
-    if (kind == TARN_STAGE_PROCESSED && (rc = stage_worker_init(&c.self, &c, -1, !several, eb)))
+    if (kind != TARN_STAGE_RAW && (rc = stage_worker_init(&c.self, &c, -1, !several, eb)))
         rc = tarn_errbuf_set(eb, rc, "out of memory staging");
     tarn_stream_reader *r = NULL;
     if (!rc) rc = tarn_stream_reader_open(s, from_seq, &r, eb);
@@ -1421,6 +1595,7 @@ int tarn_stage_batch(tarn_stream *s, enum tarn_stage_kind kind, int64_t from_seq
             pthread_mutex_destroy(&c.mu);
             free(c.workers);
         }
+        stage_keys_free(&c.keys);
     }
     if (rc) tarn_stage_result_free(out);
     return rc;

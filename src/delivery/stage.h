@@ -19,7 +19,13 @@
  * ms per million rows. The writer (writer.h) reads it as BIGINT and makes it
  * the TIMESTAMP column the lake has.
  *
- * The two passes are independent: the delivery's raw worker runs the raw
+ * A third kind, TARN_STAGE_SCHEMA, is the processed pass without its
+ * <date>.ndjson files: the parts (dates, sequence ranges, rows) and the
+ * schema sample, exactly as the processed pass gives them. The delivery
+ * runs it first and converts the batch straight from the log (scan.h); it
+ * stages the lines only when that way stops.
+ *
+ * The passes are independent: the delivery's raw worker runs the raw
  * one later, over records the processed zone has already published
  * (delivery.h).
  *
@@ -104,7 +110,10 @@
 #include "common/err.h"
 #include "stream/stream.h"
 
-enum tarn_stage_kind { TARN_STAGE_PROCESSED, TARN_STAGE_RAW };
+/* TARN_STAGE_SCHEMA is the processed pass without its lines: the parts
+ * (dates, sequence ranges and rows; no paths) and the schema sample only,
+ * for a batch the delivery converts straight from the log (scan.h). */
+enum tarn_stage_kind { TARN_STAGE_PROCESSED, TARN_STAGE_SCHEMA, TARN_STAGE_RAW };
 
 /* The schema sample's sizes and limits (see above). */
 #define TARN_STAGE_SAMPLE_HEAD 2048

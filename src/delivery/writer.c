@@ -3,9 +3,11 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/buf.h"
 #include "common/duck.h"
+#include "delivery/scan.h"
 #include "delivery/schema.h"
 
 /* Staged as epoch microseconds (stage.h), a TIMESTAMP in the lake. */
@@ -14,6 +16,7 @@
 struct tarn_writer {
     duckdb_database db;
     duckdb_connection conn;
+    tarn_scan *scan; /* tarn_log_scan() on conn */
 };
 
 /* Runs SQL; on failure copies DuckDB's message into eb. If res is given the
@@ -42,6 +45,18 @@ int tarn_writer_open(const char *staging_dir, const char *lake_dir, int threads,
         free(w);
         return rc;
     }
+    /* The scan runs on as many threads as DuckDB has (its default: one per
+     * core). */
+    if (threads <= 0) {
+        duckdb_result res;
+        if (writer_exec(w, "SELECT CAST(current_setting('threads') AS INTEGER)", &res, eb) == TARN_OK)
+            threads = duckdb_value_int32(&res, 0, 0);
+        duckdb_destroy_result(&res);
+    }
+    if ((rc = tarn_scan_register(w->conn, threads, &w->scan, eb))) {
+        tarn_writer_close(w);
+        return rc;
+    }
     *out = w;
     return TARN_OK;
 }
@@ -51,6 +66,7 @@ void tarn_writer_close(tarn_writer *w)
     if (!w) return;
     if (w->conn) duckdb_disconnect(&w->conn);
     if (w->db) duckdb_close(&w->db);
+    tarn_scan_free(w->scan);
     free(w);
 }
 
@@ -166,6 +182,28 @@ int tarn_writer_ndjson_to_parquet(tarn_writer *w, const char *const *files, size
     if (!rc) rc = tarn_sql_string(&sql, parquet);
     if (!rc) rc = tarn_buf_append_str(&sql, " (FORMAT parquet, COMPRESSION snappy)");
     if (!rc) rc = writer_copy_rows(w, sql.data, rows, eb);
+    tarn_buf_free(&sql);
+    return rc;
+}
+
+int tarn_writer_log_to_parquet(tarn_writer *w, tarn_stream *s, int64_t from_seq, int64_t upto_seq, const char *date,
+                               const tarn_column *cols, size_t ncols, const char *parquet, int64_t *rows,
+                               tarn_errbuf *eb)
+{
+    tarn_buf sql;
+    tarn_buf_init(&sql, 16 << 20);
+    int rc = tarn_buf_append_str(&sql, "COPY (SELECT ");
+    if (!rc) rc = tarn_scan_prepare(w->scan, s, from_seq, upto_seq, date, cols, ncols, &sql, eb);
+    if (rc) {
+        tarn_buf_free(&sql);
+        return rc;
+    }
+    rc = tarn_buf_append_str(&sql, " FROM tarn_log_scan()) TO ");
+    if (!rc) rc = tarn_sql_string(&sql, parquet);
+    if (!rc) rc = tarn_buf_append_str(&sql, " (FORMAT parquet, COMPRESSION snappy)");
+    if (!rc) rc = writer_copy_rows(w, sql.data, rows, eb);
+    rc = tarn_scan_finish(w->scan, rc, eb);
+    if (rc) unlink(parquet); /* whatever DuckDB left of it */
     tarn_buf_free(&sql);
     return rc;
 }

@@ -11,6 +11,7 @@
 
 #include "catalog/catalog.h"
 #include "common/err.h"
+#include "stream/stream.h"
 
 typedef struct tarn_writer tarn_writer;
 
@@ -33,6 +34,20 @@ int tarn_writer_infer(tarn_writer *w, const char *const *files, size_t nfiles, i
  * written. */
 int tarn_writer_ndjson_to_parquet(tarn_writer *w, const char *const *files, size_t nfiles, const tarn_column *cols,
                                   size_t ncols, const char *parquet, int64_t *rows, tarn_errbuf *eb);
+/* Converts the records (from_seq, upto_seq] of stream s straight from the
+ * log into one Snappy Parquet file with exactly these columns, without
+ * staging them: only those ingested on UTC date `date` ("YYYY-MM-DD"), or
+ * every one if date is NULL. The file holds what tarn_writer_ndjson_to_parquet
+ * writes from the same records' staged lines, value for value (scan.h says
+ * how, and tests/unit/test_scan.c holds the two to it). TARN_EUNSUPPORTED
+ * when a record holds a value this path leaves to DuckDB's JSON reader (for
+ * example a fraction in a VARCHAR column); nothing is then written, and the
+ * caller stages the batch and uses tarn_writer_ndjson_to_parquet. A value
+ * that does not fit its column fails as it would there (TARN_EIO with
+ * DuckDB's message). *rows receives the rows written. */
+int tarn_writer_log_to_parquet(tarn_writer *w, tarn_stream *s, int64_t from_seq, int64_t upto_seq, const char *date,
+                               const tarn_column *cols, size_t ncols, const char *parquet, int64_t *rows,
+                               tarn_errbuf *eb);
 /* Merges Parquet files written with the same schema into one, ordered by
  * _seq. */
 int tarn_writer_merge_parquet(tarn_writer *w, const char *const *files, size_t nfiles, const char *parquet,

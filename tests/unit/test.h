@@ -7,6 +7,7 @@
 #ifndef TARN_TEST_H
 #define TARN_TEST_H
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,22 @@ static inline int test_main_end(void)
 }
 
 /* A fresh temporary directory for a test; the caller frees the string. */
+/* printf into a new malloc'd string (abort on out of memory). */
+static inline char *text_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline char *text_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *out = malloc((size_t)(n < 0 ? 0 : n) + 1);
+    if (!out) abort();
+    va_start(ap, fmt);
+    vsnprintf(out, (size_t)(n < 0 ? 0 : n) + 1, fmt, ap);
+    va_end(ap);
+    return out;
+}
+
 static inline char *test_tmpdir(const char *tag)
 {
     char tmpl[256];

@@ -148,6 +148,30 @@ TEST(hugeint_narrows_to_bigint_for_a_first_attempt)
     }
 }
 
+TEST(guessed_string_types_become_varchar_for_a_last_attempt)
+{
+    tarn_column cols[4];
+    const char *names[] = {"day", "o", "_ingested_at", "n"};
+    const char *types[] = {"DATE", "STRUCT(at TIMESTAMP, u UUID, t TIME, z TIMESTAMP WITH TIME ZONE, n BIGINT)[]",
+                           "TIMESTAMP", "DOUBLE"};
+    for (int i = 0; i < 4; i++) {
+        cols[i].name = strdup(names[i]);
+        cols[i].type = strdup(types[i]);
+    }
+    tarn_errbuf eb = {{0}};
+    CHECK_EQ_INT(tarn_columns_text_as_varchar(cols, 4, "_ingested_at", &eb), 2);
+    CHECK_EQ_STR(cols[0].type, "VARCHAR");
+    CHECK_EQ_STR(cols[1].type, "STRUCT(\"at\" VARCHAR, \"u\" VARCHAR, \"t\" VARCHAR, \"z\" VARCHAR, \"n\" BIGINT)[]");
+    CHECK_EQ_STR(cols[2].type, "TIMESTAMP");
+    CHECK_EQ_STR(cols[3].type, "DOUBLE");
+    CHECK_EQ_INT(tarn_columns_text_as_varchar(cols, 4, NULL, &eb), 1);
+    CHECK_EQ_STR(cols[2].type, "VARCHAR");
+    for (int i = 0; i < 4; i++) {
+        free(cols[i].name);
+        free(cols[i].type);
+    }
+}
+
 int main(void)
 {
     RUN(normalizes_inferred_types);
@@ -155,5 +179,6 @@ int main(void)
     RUN(widening_rules);
     RUN(column_lists_merge_in_place_and_append);
     RUN(hugeint_narrows_to_bigint_for_a_first_attempt);
+    RUN(guessed_string_types_become_varchar_for_a_last_attempt);
     return test_main_end();
 }

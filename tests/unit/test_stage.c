@@ -243,18 +243,6 @@ static int stage_all(tarn_stream *s, const char *dir, tarn_stage_result *p)
     return rc;
 }
 
-static char *text_printf(const char *fmt, ...) TARN_PRINTF(1, 2);
-static char *text_printf(const char *fmt, ...)
-{
-    tarn_buf b;
-    tarn_buf_init(&b, 0);
-    va_list ap;
-    va_start(ap, fmt);
-    tarn_buf_vprintf(&b, fmt, ap);
-    va_end(ap);
-    return tarn_buf_steal(&b);
-}
-
 TEST(sample_has_every_late_field_and_kind_once)
 {
     char *dir = NULL;
@@ -370,6 +358,38 @@ TEST(sample_of_a_small_batch_is_all_of_it)
     REQUIRE(tarn_stage_batch(s, TARN_STAGE_PROCESSED, 100, 200, 1 << 20, 1, dir, &p, &eb) == 0);
     CHECK_EQ_INT(p.nsamples, 0);
     CHECK_EQ_INT(p.sample_rows, 0);
+    tarn_stage_result_free(&p);
+    tarn_stream_close(s);
+    tarn_rm_rf(dir);
+    free(dir);
+}
+
+TEST(sample_spells_each_key_one_way)
+{
+    char *dir = NULL;
+    tarn_stream *s = open_stream(&dir);
+    REQUIRE(s != NULL);
+    append(s, EARLY, "{\"id\":1,\"name\":{\"first\":\"a\"}}",
+           "{\"ID\":2, \"Name\" : {\"FIRST\":\"b\",\"x\":[{\"K\":1},{\"k\":{\"Id\":[]}}]}}");
+    append(s, EARLY, "{\"iD\":3,\"s\":\"\\\"ID\\\": a value\",\"x\":{\"K\":2},\"e\\u0041\":{}}", "{}");
+    tarn_stage_result p;
+    tarn_errbuf eb = {{0}};
+    REQUIRE(tarn_stage_batch(s, TARN_STAGE_PROCESSED, 0, 4, 1 << 20, 1, dir, &p, &eb) == 0);
+    CHECK_EQ_INT(p.sample_rows, 4);
+    char *lines = slurp(p.parts[0].paths[0]), *sample = slurp(p.sample_paths[0]);
+    /* The staged lines keep every spelling; the sample has the first one
+     * met at each place: a key of an array's objects is one place, a key
+     * inside a string is no key, and escapes are bytes like any other. */
+    CHECK(lines && strstr(lines, "\"Name\" : {\"FIRST\"") != NULL);
+    CHECK_EQ_STR(sample,
+                 "{\"id\":1,\"name\":{\"first\":\"a\"},\"_ingested_at\":1764115200250000,\"_seq\":1}\n"
+                 "{\"id\":2, \"name\" : {\"first\":\"b\",\"x\":[{\"K\":1},{\"K\":{\"Id\":[]}}]},"
+                 "\"_ingested_at\":1764115200250000,\"_seq\":2}\n"
+                 "{\"id\":3,\"s\":\"\\\"ID\\\": a value\",\"x\":{\"K\":2},\"e\\u0041\":{},"
+                 "\"_ingested_at\":1764115200250000,\"_seq\":3}\n"
+                 "{\"_ingested_at\":1764115200250000,\"_seq\":4}\n");
+    free(lines);
+    free(sample);
     tarn_stage_result_free(&p);
     tarn_stream_close(s);
     tarn_rm_rf(dir);
@@ -693,6 +713,34 @@ static void stage_with_threads(tarn_stream *s, const char *dir, int64_t from, si
     free(tb);
     free(sa);
     free(sb);
+
+    /* The schema pass: the same parts and sample, and no lines. */
+    char *ds = subdir(dir, "schema");
+    tarn_stage_result sch;
+    REQUIRE(tarn_stage_batch(s, TARN_STAGE_SCHEMA, from, INT64_MAX, max_bytes, threads, ds, &sch, &eb) == 0);
+    CHECK_EQ_INT(sch.last_seq, one.last_seq);
+    CHECK_EQ_INT(sch.bytes, one.bytes);
+    CHECK_EQ_INT(sch.ubigint_values, one.ubigint_values);
+    CHECK_EQ_INT(sch.sample_rows, many->sample_rows);
+    REQUIRE(sch.nparts == one.nparts && sch.nsamples == many->nsamples);
+    for (size_t i = 0; i < one.nparts; i++) {
+        CHECK_EQ_STR(sch.parts[i].date, one.parts[i].date);
+        CHECK_EQ_INT(sch.parts[i].first_seq, one.parts[i].first_seq);
+        CHECK_EQ_INT(sch.parts[i].last_seq, one.parts[i].last_seq);
+        CHECK_EQ_INT(sch.parts[i].rows, one.parts[i].rows);
+        CHECK_EQ_INT(sch.parts[i].npaths, 0);
+    }
+    ta = slurp_all(many->sample_paths, many->nsamples);
+    tb = slurp_all(sch.sample_paths, sch.nsamples);
+    CHECK(strcmp(ta, tb) == 0);
+    free(ta);
+    free(tb);
+    DIR *dd = opendir(ds);
+    for (struct dirent *e; dd && (e = readdir(dd));) CHECK(e->d_name[0] == '.' || strncmp(e->d_name, "sample", 6) == 0);
+    if (dd) closedir(dd);
+    tarn_stage_result_free(&sch);
+    free(ds);
+
     tarn_stage_result_free(&one);
     tarn_stage_result_free(&raw);
     free(d1);
@@ -884,6 +932,7 @@ int main(void)
     RUN(raw_zone_is_several_gzip_members_for_big_batches);
     RUN(sample_has_every_late_field_and_kind_once);
     RUN(sample_of_a_small_batch_is_all_of_it);
+    RUN(sample_spells_each_key_one_way);
     RUN(sample_spread_is_bounded_and_reaches_the_end);
     RUN(sample_spread_never_passes_its_bound);
     RUN(sample_past_the_path_limit_takes_unknown_keys);
