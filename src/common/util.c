@@ -196,6 +196,11 @@ static void split_time(int64_t us, struct tm *tm, long *micros)
     *micros = rem;
 }
 
+int64_t tarn_utc_day(int64_t us)
+{
+    return us >= 0 ? us / 86400000000LL : (us - 86399999999LL) / 86400000000LL;
+}
+
 void tarn_format_date(int64_t us, char *out)
 {
     struct tm tm;

@@ -29,6 +29,9 @@ int64_t tarn_now_ms(void);
 /* Monotonic clock in microseconds / milliseconds, for timeouts and intervals. */
 int64_t tarn_mono_us(void);
 int64_t tarn_mono_ms(void);
+/* The UTC day of a time in epoch microseconds: days since 1970-01-01,
+ * rounded down (negative before 1970). */
+int64_t tarn_utc_day(int64_t us);
 /* "YYYY-MM-DD" of a UTC epoch-microsecond time into out (>= 11 bytes). */
 void tarn_format_date(int64_t us, char *out);
 /* "YYYY-MM-DD HH:MM:SS.uuuuuu" (DuckDB TIMESTAMP text, UTC) into out (>= 32). */

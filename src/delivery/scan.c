@@ -574,7 +574,7 @@ static void scan_stop(tarn_scan *sc, int code, const char *msg)
 static int scan_date_matches(tarn_scan *sc, int64_t ts)
 {
     if (!sc->has_date) return 1;
-    int64_t day = ts >= 0 ? ts / 86400000000LL : (ts - 86399999999LL) / 86400000000LL;
+    int64_t day = tarn_utc_day(ts);
     if (day != sc->day_cached) {
         char d[11];
         tarn_format_date(ts, d);

@@ -1064,7 +1064,7 @@ static int stage_part_add(stage_ctx *c, size_t *out)
 /* Counts a record in the part of its UTC date, created on its first record. */
 static int stage_part(stage_ctx *c, int64_t seq, int64_t ts, size_t *out)
 {
-    int64_t day = ts >= 0 ? ts / 86400000000LL : (ts - 86399999999LL) / 86400000000LL;
+    int64_t day = tarn_utc_day(ts);
     if (day != c->day_cached || !c->date_text[0]) {
         tarn_format_date(ts, c->date_text);
         c->day_cached = day;
