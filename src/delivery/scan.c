@@ -23,11 +23,11 @@
 #define SCAN_SEQ "_seq"
 #define SCAN_INGESTED_AT "_ingested_at"
 
-/* A column's type as the scan fills it. The vectors of a chunk form the
- * same tree, so a node is also "the vector at this place". */
+/* A column's type as the scan fills it: the text kinds
+ * (tarn_type_kind_is_text) are yielded as VARCHAR. The vectors of a chunk
+ * form the same tree, so a node is also "the vector at this place". */
 typedef struct scan_node {
     enum tarn_type_kind kind;
-    int as_text;                /* DATE, TIME, TIMESTAMP(TZ), UUID: yielded as VARCHAR */
     size_t nfields;             /* STRUCT */
     char **names;               /* STRUCT: field names */
     size_t *name_lens;
@@ -104,22 +104,11 @@ static int node_from_type(const tarn_type *ty, scan_node *t, size_t *nseen, tarn
 {
     memset(t, 0, sizeof *t);
     t->kind = ty->kind;
-    switch (ty->kind) {
-    case TARN_T_DATE:
-    case TARN_T_TIME:
-    case TARN_T_TIMESTAMP:
-    case TARN_T_TIMESTAMPTZ:
-    case TARN_T_UUID: t->as_text = 1; return TARN_OK;
-    case TARN_T_BOOLEAN:
-    case TARN_T_BIGINT:
-    case TARN_T_HUGEINT:
-    case TARN_T_DOUBLE:
-    case TARN_T_VARCHAR: return TARN_OK;
-    case TARN_T_LIST:
+    if (ty->kind == TARN_T_LIST) {
         if (!(t->elem = calloc(1, sizeof *t->elem))) return TARN_ENOMEM;
         return node_from_type(ty->children[0], t->elem, nseen, eb);
-    case TARN_T_STRUCT: break;
     }
+    if (ty->kind != TARN_T_STRUCT) return TARN_OK;
     if (ty->nchildren == 0) return tarn_errbuf_set(eb, TARN_EUNSUPPORTED, "a STRUCT without fields");
     t->nfields = ty->nchildren;
     t->seen_off = *nseen;
@@ -140,7 +129,7 @@ static int node_from_type(const tarn_type *ty, scan_node *t, size_t *nseen, tarn
 
 static int node_has_text(const scan_node *t)
 {
-    if (t->as_text) return 1;
+    if (tarn_type_kind_is_text(t->kind)) return 1;
     if (t->elem && node_has_text(t->elem)) return 1;
     for (size_t i = 0; i < t->nfields; i++)
         if (node_has_text(t->fields[i])) return 1;
@@ -534,7 +523,7 @@ static int fill(scan_cur *c, const scan_node *t, duckdb_vector v, idx_t row)
         return TARN_OK;
     }
     case '"': {
-        if (t->kind != TARN_T_VARCHAR && !t->as_text) return cur_fail(c, "a string in a column of another type");
+        if (t->kind != TARN_T_VARCHAR && !tarn_type_kind_is_text(t->kind)) return cur_fail(c, "a string in a column of another type");
         const char *s = NULL;
         size_t n = 0;
         int escaped = 0;

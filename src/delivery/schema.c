@@ -486,19 +486,18 @@ int tarn_columns_narrow_hugeint(tarn_column *cols, size_t n, tarn_errbuf *eb)
     return columns_rewrite(cols, n, type_narrow_hugeint, NULL, eb);
 }
 
+int tarn_type_kind_is_text(enum tarn_type_kind k)
+{
+    return k == TARN_T_DATE || k == TARN_T_TIME || k == TARN_T_TIMESTAMP || k == TARN_T_TIMESTAMPTZ ||
+           k == TARN_T_UUID;
+}
+
 static int type_text_as_varchar(tarn_type *t)
 {
     int changed = 0;
-    switch (t->kind) {
-    case TARN_T_DATE:
-    case TARN_T_TIME:
-    case TARN_T_TIMESTAMP:
-    case TARN_T_TIMESTAMPTZ:
-    case TARN_T_UUID:
+    if (tarn_type_kind_is_text(t->kind)) {
         t->kind = TARN_T_VARCHAR;
         changed = 1;
-        break;
-    default: break;
     }
     for (size_t i = 0; i < t->nchildren; i++) changed |= type_text_as_varchar(t->children[i]);
     return changed;

@@ -60,6 +60,10 @@ typedef struct tarn_type {
     struct tarn_type **children;
 } tarn_type;
 
+/* Non-zero for the kinds DuckDB's JSON reader makes of strings by their
+ * text: DATE, TIME, TIMESTAMP, TIMESTAMPTZ, UUID. */
+int tarn_type_kind_is_text(enum tarn_type_kind k);
+
 /* Parses and normalizes DuckDB type text. *out is owned by the caller
  * (tarn_type_free). TARN_EINVAL with a message for text it cannot parse. */
 int tarn_type_parse(const char *text, tarn_type **out, tarn_errbuf *eb);
