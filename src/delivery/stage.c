@@ -741,25 +741,31 @@ typedef struct stage_chunk {
  * (scan.h) then finds a key's column without regard to case. Sampled
  * records are few (the head, the spread and records with a new pair), so
  * this costs about a microsecond each; the table grows with the sample's
- * distinct keys, which TARN_STAGE_SAMPLE_MAX_BYTES bounds.
+ * distinct keys, up to STAGE_KEYS_MAX.
  */
 
 typedef struct stage_key {
-    uint32_t parent;  /* the place's own entry: 0 for the record, else index + 1 */
+    uint32_t parent;  /* the place's own entry: 0 for the record, else its id */
     uint32_t hash;
     uint32_t off, len; /* the spelling, in stage_keys.text */
 } stage_key;
 
 typedef struct stage_keys {
     pthread_mutex_t mu;
-    stage_key *slots; /* open addressing; len == UINT32_MAX: free */
-    size_t cap, n;
+    stage_key *keys;  /* entry id - 1: ids stay as the table grows */
+    size_t nkeys, keys_cap;
+    uint32_t *slots;  /* open addressing over the entries: 0 free, else an id */
+    size_t nslots;    /* a power of two, at least 4/3 of nkeys; 0 until the first key */
     tarn_buf text;
     /* stage_keys_respell's, under mu: */
     tarn_buf out;  /* a record with its keys replaced */
     uint32_t place[TARN_STAGE_SHAPE_MAX_DEPTH + 1]; /* per open object or array: its entry */
     char is_object[TARN_STAGE_SHAPE_MAX_DEPTH + 1];
 } stage_keys;
+
+/* Distinct places and spellings at most (about 1 MiB of table). A sample
+ * with more keeps the keys of its records past that point as written. */
+#define STAGE_KEYS_MAX 49152
 
 /* The step of an array's elements: a byte no raw JSON key holds. */
 static const char stage_key_element[] = "\x01";
@@ -775,53 +781,75 @@ static uint32_t stage_key_hash(uint32_t parent, const char *k, size_t n)
     return h;
 }
 
+/* Room for one more entry: the entries' array and, past three quarters
+ * full, slots twice as many (every entry rehashed from its stored hash). */
+static int stage_keys_room(stage_keys *t)
+{
+    if (t->nkeys == t->keys_cap) {
+        size_t cap = t->keys_cap ? t->keys_cap * 2 : 64;
+        stage_key *k = realloc(t->keys, cap * sizeof *k);
+        if (!k) return TARN_ENOMEM;
+        t->keys = k;
+        t->keys_cap = cap;
+    }
+    if ((t->nkeys + 1) * 4 <= t->nslots * 3) return TARN_OK;
+    size_t nslots = t->nslots ? t->nslots * 2 : 128;
+    uint32_t *slots = calloc(nslots, sizeof *slots);
+    if (!slots) return TARN_ENOMEM;
+    for (size_t id = 1; id <= t->nkeys; id++) {
+        size_t i = t->keys[id - 1].hash & (nslots - 1);
+        while (slots[i]) i = (i + 1) & (nslots - 1);
+        slots[i] = (uint32_t)id;
+    }
+    free(t->slots);
+    t->slots = slots;
+    t->nslots = nslots;
+    return TARN_OK;
+}
+
 /* The entry of key k (raw bytes) at place parent, added with spelling k if
- * none matches it without regard to case: its id (index + 1, stable: the
- * table is sized once per pass, see stage_keys_init) and spelling. 0 when
- * the table is full: the caller keeps the key as written. */
+ * none matches it without regard to case: its id and spelling. 0 past
+ * STAGE_KEYS_MAX entries or out of memory: the caller keeps the key as
+ * written. */
 static uint32_t stage_keys_find(stage_keys *t, uint32_t parent, const char *k, size_t n, const char **spelling,
                                 size_t *spelling_len)
 {
-    if (n >= UINT32_MAX || !t->cap) return 0;
+    if (n >= UINT32_MAX) return 0;
     uint32_t h = stage_key_hash(parent, k, n);
-    for (size_t i = h & (t->cap - 1), probes = 0; probes < t->cap; i = (i + 1) & (t->cap - 1), probes++) {
-        stage_key *e = &t->slots[i];
-        if (e->len == UINT32_MAX) {
-            if (t->n * 4 >= t->cap * 3 || tarn_buf_append(&t->text, k, n)) return 0;
-            e->parent = parent;
-            e->hash = h;
-            e->off = (uint32_t)(t->text.len - n);
-            e->len = (uint32_t)n;
-            t->n++;
-        } else if (e->hash != h || e->parent != parent || e->len != n || strncasecmp(t->text.data + e->off, k, n)) {
-            continue;
+    size_t i = t->nslots ? h & (t->nslots - 1) : 0;
+    for (; t->nslots && t->slots[i]; i = (i + 1) & (t->nslots - 1)) {
+        const stage_key *e = &t->keys[t->slots[i] - 1];
+        if (e->hash == h && e->parent == parent && e->len == n && strncasecmp(t->text.data + e->off, k, n) == 0) {
+            *spelling = t->text.data + e->off;
+            *spelling_len = e->len;
+            return t->slots[i];
         }
-        *spelling = t->text.data + e->off;
-        *spelling_len = e->len;
-        return (uint32_t)i + 1;
     }
-    return 0;
+    if (t->nkeys >= STAGE_KEYS_MAX || stage_keys_room(t) || tarn_buf_append(&t->text, k, n)) return 0;
+    i = h & (t->nslots - 1); /* the slots may have grown */
+    while (t->slots[i]) i = (i + 1) & (t->nslots - 1);
+    stage_key *e = &t->keys[t->nkeys++];
+    e->parent = parent;
+    e->hash = h;
+    e->off = (uint32_t)(t->text.len - n);
+    e->len = (uint32_t)n;
+    t->slots[i] = (uint32_t)t->nkeys;
+    *spelling = t->text.data + e->off;
+    *spelling_len = e->len;
+    return (uint32_t)t->nkeys;
 }
 
-/* The table's slots: at most three quarters of them hold keys (49,152
- * distinct places and spellings; 1 MiB). A sample with more keeps the keys
- * of its records past that point as they are written. */
-#define STAGE_KEYS_SLOTS 65536
-
-static int stage_keys_init(stage_keys *t)
+static void stage_keys_init(stage_keys *t)
 {
     memset(t, 0, sizeof *t);
     pthread_mutex_init(&t->mu, NULL);
     tarn_buf_init(&t->text, (size_t)64 << 20);
     tarn_buf_init(&t->out, TARN_BUF_DEFAULT_MAX);
-    if (!(t->slots = malloc(STAGE_KEYS_SLOTS * sizeof *t->slots))) return TARN_ENOMEM;
-    t->cap = STAGE_KEYS_SLOTS;
-    for (size_t i = 0; i < t->cap; i++) t->slots[i].len = UINT32_MAX;
-    return TARN_OK;
 }
 
 static void stage_keys_free(stage_keys *t)
 {
+    free(t->keys);
     free(t->slots);
     tarn_buf_free(&t->text);
     tarn_buf_free(&t->out);
@@ -1536,10 +1564,7 @@ int tarn_stage_batch(tarn_stream *s, enum tarn_stage_kind kind, int64_t from_seq
     c.max_bytes = max_bytes;
     atomic_init(&c.sample_bytes, 0);
     atomic_init(&c.sample_dropped, 0);
-    if (kind != TARN_STAGE_RAW && stage_keys_init(&c.keys)) {
-        stage_keys_free(&c.keys);
-        return tarn_errbuf_set(eb, TARN_ENOMEM, "out of memory staging");
-    }
+    if (kind != TARN_STAGE_RAW) stage_keys_init(&c.keys);
     c.failed_worker = -1;
     if (threads > TARN_STAGE_MAX_THREADS) threads = TARN_STAGE_MAX_THREADS;
     int several = kind != TARN_STAGE_RAW && threads > 1;

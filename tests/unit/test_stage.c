@@ -396,6 +396,38 @@ TEST(sample_spells_each_key_one_way)
     free(dir);
 }
 
+TEST(sample_spells_many_keys_as_written)
+{
+    /* 300 keys at two places: the spelling table grows several times and
+     * every key keeps its spelling; a late "K0" takes the first one, "k0". */
+    char *dir = NULL;
+    tarn_stream *s = open_stream(&dir);
+    REQUIRE(s != NULL);
+    tarn_buf rec;
+    tarn_buf_init(&rec, 0);
+    tarn_buf_append_str(&rec, "{");
+    for (int i = 0; i < 150; i++) tarn_buf_printf(&rec, "\"k%d\":%d,", i, i);
+    tarn_buf_append_str(&rec, "\"o\":{");
+    for (int i = 0; i < 150; i++) tarn_buf_printf(&rec, "%s\"k%d\":%d", i ? "," : "", i, i);
+    tarn_buf_append_str(&rec, "}}");
+    append(s, EARLY, rec.data, "{\"K0\":1,\"o\":{\"K149\":2}}");
+    tarn_stage_result p;
+    tarn_errbuf eb = {{0}};
+    REQUIRE(tarn_stage_batch(s, TARN_STAGE_SCHEMA, 0, 2, 1 << 20, 1, dir, &p, &eb) == 0);
+    char *sample = slurp(p.sample_paths[0]);
+    char *first = text_printf("%.*s,\"_ingested_at\":%lld,\"_seq\":1}\n{\"k0\":1,\"o\":{\"k149\":2},"
+                              "\"_ingested_at\":%lld,\"_seq\":2}\n",
+                              (int)rec.len - 1, rec.data, EARLY, EARLY);
+    CHECK_EQ_STR(sample, first);
+    free(first);
+    free(sample);
+    tarn_buf_free(&rec);
+    tarn_stage_result_free(&p);
+    tarn_stream_close(s);
+    tarn_rm_rf(dir);
+    free(dir);
+}
+
 TEST(sample_spread_is_bounded_and_reaches_the_end)
 {
     char *dir = NULL;
@@ -933,6 +965,7 @@ int main(void)
     RUN(sample_has_every_late_field_and_kind_once);
     RUN(sample_of_a_small_batch_is_all_of_it);
     RUN(sample_spells_each_key_one_way);
+    RUN(sample_spells_many_keys_as_written);
     RUN(sample_spread_is_bounded_and_reaches_the_end);
     RUN(sample_spread_never_passes_its_bound);
     RUN(sample_past_the_path_limit_takes_unknown_keys);
