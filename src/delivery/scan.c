@@ -669,41 +669,46 @@ static void scan_local_init(duckdb_init_info info)
     duckdb_init_set_init_data(info, w, scan_worker_free);
 }
 
+/* Parses row r of w's chunk into row i of the record's vectors (top); on
+ * failure w->eb names the record. */
+static int scan_record(tarn_scan *sc, scan_worker *w, const scan_row *r, duckdb_vector *top, idx_t i)
+{
+    scan_cur c = {w->recs.data + r->off, w->recs.data + r->off + r->len, w};
+    cur_ws(&c);
+    int rc = c.p < c.end && *c.p == '{' ? fill_object(&c, &sc->record, NULL, top, i)
+                                        : cur_fail(&c, "a record that is not an object");
+    if (!rc) {
+        cur_ws(&c);
+        if (c.p != c.end) rc = cur_fail(&c, "bytes after the record");
+    }
+    if (rc) {
+        char msg[sizeof w->eb.msg];
+        snprintf(msg, sizeof msg, "record %lld: %s", (long long)r->seq,
+                 rc == TARN_ENOMEM ? "out of memory" : w->eb.msg);
+        snprintf(w->eb.msg, sizeof w->eb.msg, "%s", msg);
+    }
+    return rc;
+}
+
 static void scan_function(duckdb_function_info info, duckdb_data_chunk out)
 {
     tarn_scan *sc = duckdb_function_get_extra_info(info);
     scan_worker *w = duckdb_function_get_local_init_data(info);
     idx_t n = 0;
     int rc = scan_take(sc, w, duckdb_vector_size(), &n);
-    if (rc) {
-        scan_stop(sc, rc, w->eb.msg);
-        duckdb_function_set_error(info, w->eb.msg);
-        duckdb_data_chunk_set_size(out, 0);
-        return;
-    }
-    duckdb_vector *top = w->top;
-    for (size_t f = 0; f < sc->record.nfields; f++) top[f] = duckdb_data_chunk_get_vector(out, sc->field_col[f]);
-    int64_t *seqs = sc->seq_col >= 0 ? duckdb_vector_get_data(duckdb_data_chunk_get_vector(out, (idx_t)sc->seq_col)) : NULL;
-    int64_t *tss = sc->ts_col >= 0 ? duckdb_vector_get_data(duckdb_data_chunk_get_vector(out, (idx_t)sc->ts_col)) : NULL;
-    for (idx_t i = 0; i < n && !rc; i++) {
-        const scan_row *r = &w->rows[i];
-        scan_cur c = {w->recs.data + r->off, w->recs.data + r->off + r->len, w};
-        cur_ws(&c);
-        if (c.p >= c.end || *c.p != '{') rc = cur_fail(&c, "a record that is not an object");
-        if (!rc) rc = fill_object(&c, &sc->record, NULL, top, i);
-        if (!rc) {
-            cur_ws(&c);
-            if (c.p != c.end) rc = cur_fail(&c, "bytes after the record");
+    if (rc == TARN_OK && n > 0) {
+        duckdb_vector *top = w->top;
+        for (size_t f = 0; f < sc->record.nfields; f++) top[f] = duckdb_data_chunk_get_vector(out, sc->field_col[f]);
+        int64_t *seqs = sc->seq_col >= 0 ? duckdb_vector_get_data(duckdb_data_chunk_get_vector(out, (idx_t)sc->seq_col))
+                                         : NULL;
+        int64_t *tss = sc->ts_col >= 0 ? duckdb_vector_get_data(duckdb_data_chunk_get_vector(out, (idx_t)sc->ts_col))
+                                       : NULL;
+        for (idx_t i = 0; i < n && rc == TARN_OK; i++) {
+            const scan_row *r = &w->rows[i];
+            rc = scan_record(sc, w, r, top, i);
+            if (seqs) seqs[i] = r->seq;
+            if (tss) tss[i] = r->ts;
         }
-        if (rc) {
-            char msg[sizeof w->eb.msg];
-            if (rc == TARN_ENOMEM) snprintf(w->eb.msg, sizeof w->eb.msg, "out of memory");
-            snprintf(msg, sizeof msg, "record %lld: %s", (long long)r->seq, w->eb.msg);
-            snprintf(w->eb.msg, sizeof w->eb.msg, "%s", msg);
-            break;
-        }
-        if (seqs) seqs[i] = r->seq;
-        if (tss) tss[i] = r->ts;
     }
     if (rc) {
         scan_stop(sc, rc, w->eb.msg);
