@@ -453,13 +453,16 @@ static int type_narrow_hugeint(tarn_type *t)
     return changed;
 }
 
-/* Rewrites the type of every column but `keep` with fn (which says whether
- * it changed the tree); returns the number of columns changed. */
-static int columns_rewrite(tarn_column *cols, size_t n, int (*fn)(tarn_type *), const char *keep, tarn_errbuf *eb)
+/* Rewrites with fn (which says whether it changed the tree) the type of
+ * every column but `keep` whose type text holds `hint` (NULL: any); returns
+ * the number of columns changed. The hint spares parsing types fn cannot
+ * change. */
+static int columns_rewrite(tarn_column *cols, size_t n, int (*fn)(tarn_type *), const char *keep, const char *hint,
+                           tarn_errbuf *eb)
 {
     int changed = 0;
     for (size_t i = 0; i < n; i++) {
-        if (keep && strcmp(cols[i].name, keep) == 0) continue;
+        if ((keep && strcmp(cols[i].name, keep) == 0) || (hint && !strstr(cols[i].type, hint))) continue;
         tarn_type *t = NULL;
         int rc = tarn_type_parse(cols[i].type, &t, eb);
         if (rc) return rc;
@@ -483,7 +486,7 @@ static int columns_rewrite(tarn_column *cols, size_t n, int (*fn)(tarn_type *), 
 
 int tarn_columns_narrow_hugeint(tarn_column *cols, size_t n, tarn_errbuf *eb)
 {
-    return columns_rewrite(cols, n, type_narrow_hugeint, NULL, eb);
+    return columns_rewrite(cols, n, type_narrow_hugeint, NULL, "INT", eb);
 }
 
 int tarn_type_kind_is_text(enum tarn_type_kind k)
@@ -505,5 +508,5 @@ static int type_text_as_varchar(tarn_type *t)
 
 int tarn_columns_text_as_varchar(tarn_column *cols, size_t n, const char *keep, tarn_errbuf *eb)
 {
-    return columns_rewrite(cols, n, type_text_as_varchar, keep, eb);
+    return columns_rewrite(cols, n, type_text_as_varchar, keep, NULL, eb);
 }
