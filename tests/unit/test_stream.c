@@ -149,9 +149,20 @@ TEST(crc32c_check_values)
     CHECK_EQ_INT(tarn_crc32c(0, z, 32), 0x8A9136AAu);
     CHECK_EQ_INT(tarn_crc32c(0, f, 32), 0x62A8AB43u);
     /* Hardware and table agree at every length and alignment, and
-     * extending equals checksumming the concatenation. */
-    unsigned char buf[300];
-    for (size_t i = 0; i < sizeof buf; i++) buf[i] = (unsigned char)(i * 31 + 7);
+     * extending equals checksumming the concatenation. The hardware way
+     * changes method at 3 x 128 and 3 x 1024 bytes (three blocks side by
+     * side): lengths around and far past both, from every alignment. */
+    static unsigned char buf[7000];
+    for (size_t i = 0; i < sizeof buf; i++) buf[i] = (unsigned char)(i * 31 + 7 + (i >> 8) * 13);
+    static const size_t edges[] = {383, 384, 385, 391, 392, 767, 768, 776, 3071, 3072, 3073, 3080, 3455, 3456, 6143,
+                                   6144, 6150, 6990};
+    for (size_t off = 0; off < 9; off++)
+        for (size_t e = 0; e < sizeof edges / sizeof edges[0]; e++) {
+            size_t n = edges[e];
+            uint32_t a = tarn_crc32c(0, buf + off, n), b = tarn_crc32c_portable(0, buf + off, n);
+            CHECK_EQ_INT(a, b);
+            CHECK_EQ_INT(tarn_crc32c(tarn_crc32c(0, buf + off, n / 3), buf + off + n / 3, n - n / 3), a);
+        }
     for (size_t off = 0; off < 9; off++)
         for (size_t n = 0; n + off <= sizeof buf; n += 13) {
             uint32_t a = tarn_crc32c(0, buf + off, n), b = tarn_crc32c_portable(0, buf + off, n);
