@@ -20,7 +20,9 @@
  *                      too large or too small to be a finite, non-zero double
  *   VARCHAR            strings (unescaped); integers as their text (-0 as
  *                      "0"); true and false as that text
- *   DATE, TIME, TIMESTAMP, TIMESTAMPTZ, UUID
+ *   UUID               strings DuckDB casts to UUID (in braces or not, 32
+ *                      hex digits, '-' anywhere among them), parsed here
+ *   DATE, TIME, TIMESTAMP, TIMESTAMPTZ
  *                      strings: the scan yields the text and the SELECT casts
  *                      it, as DuckDB's reader does (so text that does not fit
  *                      fails the query the same way)
@@ -31,8 +33,9 @@
  * Anything else stops the scan with TARN_EUNSUPPORTED and the reason: a
  * fraction or a nested value in a VARCHAR column (DuckDB re-prints them
  * through its JSON library), a key that is not a field (DuckDB would drop
- * it), a key given twice in one object (also as "id" and "ID"), a string holding \u0000 or half a
- * surrogate pair, an integer out of its column's range. The delivery then
+ * it), a key given twice in one object (also as "id" and "ID"), a string
+ * holding \u0000 or half a surrogate pair, an integer out of its column's
+ * range, a string that is not a UUID in a UUID column. The delivery then
  * stages the batch and lets DuckDB's JSON reader decide (delivery.c), so
  * what lands in the lake does not depend on which way was taken;
  * tests/unit/test_scan.c holds the two ways to the same output.
