@@ -25,6 +25,7 @@ void tarn_config_defaults(tarn_config *c)
     c->max_backlog = (size_t)4 << 30;
     c->buffer_size = (size_t)64 << 20;
     c->buffer_interval_ms = 1000;
+    c->max_batch = (size_t)512 << 20;
     c->compact_target = (size_t)128 << 20;
     c->compact_min_files = 4;
     c->compact_grace_ms = 5 * 60 * 1000;
@@ -130,6 +131,7 @@ static const struct config_key config_keys[] = {
     {"limits.max_backlog", CFG_SIZE, CFG_AT(max_backlog), 1048576, 1e15},
     {"buffering.size", CFG_SIZE, CFG_AT(buffer_size), 1024, 16384.0 * 1048576},
     {"buffering.interval", CFG_DURATION, CFG_AT(buffer_interval_ms), 10, 86400000},
+    {"buffering.max_batch", CFG_SIZE, CFG_AT(max_batch), 1024, 16384.0 * 1048576},
     {"compaction.target_size", CFG_SIZE, CFG_AT(compact_target), 1024, 1e12},
     {"compaction.min_files", CFG_INT, CFG_AT(compact_min_files), 2, 100000},
     {"compaction.grace", CFG_DURATION, CFG_AT(compact_grace_ms), 0, 86400000.0 * 30},

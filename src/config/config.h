@@ -39,6 +39,7 @@ typedef struct tarn_config {
 
     size_t buffer_size;
     int64_t buffer_interval_ms;
+    size_t max_batch;
 
     size_t compact_target;
     int compact_min_files;

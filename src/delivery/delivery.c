@@ -131,11 +131,14 @@ static int table_open(tarn_delivery *d, const tarn_table_info *info, tarn_table 
     }
     if (rc == TARN_OK) {
         /* What recovery found may be partly delivered already (segments are
-         * trimmed whole): it does not count toward the size trigger; the
-         * interval delivers whatever of it is pending. */
-        int64_t bytes;
-        tarn_stream_stats(t->stream, NULL, &bytes);
+         * trimmed whole): it does not count toward the size trigger. What of
+         * it is pending is due at once, as if flushed: waiting for the
+         * interval (up to a day) would leave a restarted server's backlog
+         * undelivered until then. */
+        int64_t durable, bytes;
+        tarn_stream_stats(t->stream, &durable, &bytes);
         for (int z = 0; z < ZONES; z++) atomic_init(&t->z[z].bytes_mark, bytes);
+        t->flush_target = durable;
     }
     if (rc) {
         free(t);
@@ -304,6 +307,19 @@ static void table_trim(tarn_delivery *d, tarn_table *t)
     tarn_errbuf eb = {{0}};
     if (tarn_stream_trim(t->stream, upto, &eb))
         tarn_log_warn(LOG, "%s.%s: trimming the log failed: %s", t->db, t->name, eb.msg);
+}
+
+/* A batch's byte budget: what waits, up to max_batch (never below the
+ * buffer size). A table that is not behind has about one buffer waiting
+ * when it becomes due; one that is behind (a backlog recovered at start, or
+ * ingest faster than delivery for a while) catches up in fewer, larger
+ * batches: each batch has its fixed costs (schema pass, inference, DuckDB's
+ * pipeline start and tail, fsyncs, a catalog transaction), and a backlog
+ * cut into buffer-sized batches becomes small files that compaction would
+ * rewrite anyway. */
+static size_t delivery_batch_bytes(const tarn_delivery *d)
+{
+    return d->opts.max_batch > d->opts.buffer_size ? d->opts.max_batch : d->opts.buffer_size;
 }
 
 /* The Parquet file of a staged part: <dir>/<date>.parquet. */
@@ -500,7 +516,7 @@ static int table_deliver(tarn_delivery *d, tarn_table *t, int64_t from_seq, int6
 
     int64_t t_start = tarn_mono_ms(), t_staged = 0, t_parquet = 0, infer_ms = 0;
     /* 1-2: the schema sample and the parts. */
-    if ((rc = tarn_stage_batch(t->stream, TARN_STAGE_SCHEMA, from_seq, upto_seq, d->opts.buffer_size,
+    if ((rc = tarn_stage_batch(t->stream, TARN_STAGE_SCHEMA, from_seq, upto_seq, delivery_batch_bytes(d),
                                d->stage_threads, dir, &staged, eb)))
         goto out;
     if (staged.nparts == 0) {
@@ -517,7 +533,7 @@ static int table_deliver(tarn_delivery *d, tarn_table *t, int64_t from_seq, int6
         int64_t last = staged.last_seq;
         tarn_stage_result_free(&staged);
         how = "staged";
-        if ((rc = tarn_stage_batch(t->stream, TARN_STAGE_PROCESSED, from_seq, last, d->opts.buffer_size,
+        if ((rc = tarn_stage_batch(t->stream, TARN_STAGE_PROCESSED, from_seq, last, delivery_batch_bytes(d),
                                    d->stage_threads, dir, &staged, eb)))
             goto out;
         t_staged = tarn_mono_ms();
@@ -577,7 +593,7 @@ static int table_deliver_raw(tarn_delivery *d, tarn_table *t, int64_t from_seq, 
     tarn_rm_rf(dir);
     if ((rc = tarn_mkdir_p(dir, eb))) goto out;
     int64_t t_start = tarn_mono_ms();
-    if ((rc = tarn_stage_batch(t->stream, TARN_STAGE_RAW, from_seq, upto_seq, d->opts.buffer_size, 1, dir, &staged,
+    if ((rc = tarn_stage_batch(t->stream, TARN_STAGE_RAW, from_seq, upto_seq, delivery_batch_bytes(d), 1, dir, &staged,
                                eb)))
         goto out;
     if (staged.nparts == 0) {
@@ -792,6 +808,7 @@ static int delivery_recover(tarn_delivery *d, tarn_errbuf *eb)
         tarn_files_free(files, nf);
         tarn_table *t = NULL;
         if ((rc = table_open(d, &infos[i], &t, eb))) break;
+
         if ((rc = table_add_locked(d, t))) {
             tarn_stream_close(t->stream);
             free(t);

@@ -5,7 +5,9 @@
  * processed zone, raw_seq for the raw zone). The processed worker watches
  * every table and delivers a batch when the records past the checkpoint
  * reach the buffer size, when the oldest of them has waited the buffer
- * interval, or when a flush asks for it:
+ * interval, or when a flush asks for it; records recovered from the log at
+ * start are due at once. A batch takes what waits, up to max_batch, so a
+ * table that is behind catches up in larger batches:
  *
  *   1. read the batch from the log, group it by UTC ingest date and write
  *      its schema sample, outside the lake (stage.h, TARN_STAGE_SCHEMA);
@@ -49,8 +51,9 @@ typedef struct tarn_table tarn_table;
 
 typedef struct tarn_delivery_opts {
     const char *data_dir;        /* absolute path of DATA */
-    size_t buffer_size;          /* deliver once this many bytes wait; also the batch cap */
+    size_t buffer_size;          /* deliver once this many bytes wait */
     int64_t buffer_interval_ms;  /* ... or once the oldest waiting record is this old */
+    size_t max_batch;            /* a batch takes what waits, up to this (at least buffer_size) */
     size_t segment_size;         /* log segment size */
     size_t max_record;           /* largest record the log accepts */
     size_t max_backlog;          /* appends are refused while this many acknowledged bytes of the

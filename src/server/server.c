@@ -190,6 +190,7 @@ int tarn_server_main(int argc, char **argv)
         .data_dir = s.data_dir,
         .buffer_size = s.cfg.buffer_size,
         .buffer_interval_ms = s.cfg.buffer_interval_ms,
+        .max_batch = s.cfg.max_batch,
         .segment_size = s.cfg.segment_size,
         .max_record = s.cfg.max_record,
         .max_backlog = s.cfg.max_backlog,
