@@ -37,6 +37,7 @@ TEST(defaults_match_the_documented_limits)
     CHECK_EQ_INT(c.max_backlog, (size_t)4 << 30);
     CHECK_EQ_INT(c.buffer_size, 64 << 20);
     CHECK_EQ_INT(c.buffer_interval_ms, 1000);
+    CHECK_EQ_INT(c.max_batch, (size_t)512 << 20);
     CHECK_EQ_INT(c.compact_target, 128 << 20);
     CHECK_EQ_INT(c.query_timeout_ms, 60000);
     CHECK_EQ_INT(c.query_max_rows, 100000);
@@ -64,7 +65,7 @@ TEST(file_overrides_defaults)
     const char *path = write_yaml("listen: 0.0.0.0:9000\n"
                                   "data: /var/lib/tarn\n"
                                   "limits:\n  max_record: 2MiB\n  max_depth: 32\n  max_backlog: 512MiB\n"
-                                  "buffering:\n  size: 8MiB\n  interval: 250ms\n"
+                                  "buffering:\n  size: 8MiB\n  interval: 250ms\n  max_batch: 32MiB\n"
                                   "query:\n  timeout: 5s\n  max_rows: 10\n  memory_limit: 2GB\n");
     tarn_config c;
     tarn_config_defaults(&c);
@@ -78,6 +79,7 @@ TEST(file_overrides_defaults)
     CHECK_EQ_INT(c.max_backlog, 512 << 20);
     CHECK_EQ_INT(c.buffer_size, 8 << 20);
     CHECK_EQ_INT(c.buffer_interval_ms, 250);
+    CHECK_EQ_INT(c.max_batch, 32 << 20);
     CHECK_EQ_INT(c.query_timeout_ms, 5000);
     CHECK_EQ_INT(c.query_max_rows, 10);
     CHECK_EQ_STR(c.query_memory_limit, "2GB");
