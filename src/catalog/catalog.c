@@ -321,14 +321,6 @@ static int catalog_check_file(const tarn_file *f, tarn_errbuf *eb)
     return TARN_OK;
 }
 
-static int catalog_hex_digit(char ch)
-{
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-}
-
 /* Appends {"k":"v",...} for a partition name "k=v/k2=v2" to out. Values
  * are percent-decoded (delivery encodes them, see DESIGN.md); a '%' not
  * followed by two hex digits is kept as it is, as Hive does. */
@@ -348,8 +340,8 @@ static int catalog_partition_values(const char *name, tarn_buf *out, tarn_errbuf
         tarn_buf_reset(&value);
         for (const char *p = eq + 1; p < end && !rc; p++) {
             int hi, lo;
-            if (*p == '%' && end - p >= 3 && (hi = catalog_hex_digit(p[1])) >= 0 &&
-                (lo = catalog_hex_digit(p[2])) >= 0) {
+            if (*p == '%' && end - p >= 3 && (hi = tarn_hex_digit(p[1])) >= 0 &&
+                (lo = tarn_hex_digit(p[2])) >= 0) {
                 rc = tarn_buf_append_char(&value, (char)(hi << 4 | lo));
                 p += 2;
             } else {

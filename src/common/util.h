@@ -29,6 +29,15 @@ int64_t tarn_now_ms(void);
 /* Monotonic clock in microseconds / milliseconds, for timeouts and intervals. */
 int64_t tarn_mono_us(void);
 int64_t tarn_mono_ms(void);
+/* The value of a hex digit (either case), or -1. Inline: the JSON
+ * validator and the log scan call it per character. */
+static inline int tarn_hex_digit(int ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
 /* The UTC day of a time in epoch microseconds: days since 1970-01-01,
  * rounded down (negative before 1970). */
 int64_t tarn_utc_day(int64_t us);

@@ -55,21 +55,13 @@ int tarn_partition_segment(tarn_buf *out, const char *key, const char *value, si
     return rc;
 }
 
-static int partition_hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
-
 int tarn_partition_decode(tarn_buf *out, const char *enc, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         char c = enc[i];
         if (c == '%') {
             if (i + 2 >= n) return -1;
-            int hi = partition_hexval(enc[i + 1]), lo = partition_hexval(enc[i + 2]);
+            int hi = tarn_hex_digit(enc[i + 1]), lo = tarn_hex_digit(enc[i + 2]);
             if (hi < 0 || lo < 0) return -1;
             c = (char)(hi << 4 | lo);
             i += 2;

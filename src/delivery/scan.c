@@ -229,12 +229,9 @@ static int hex4(const char *p, unsigned *out)
 {
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
-        char ch = p[i];
-        v <<= 4;
-        if (ch >= '0' && ch <= '9') v |= (unsigned)(ch - '0');
-        else if (ch >= 'a' && ch <= 'f') v |= (unsigned)(ch - 'a' + 10);
-        else if (ch >= 'A' && ch <= 'F') v |= (unsigned)(ch - 'A' + 10);
-        else return -1;
+        int d = tarn_hex_digit(p[i]);
+        if (d < 0) return -1;
+        v = v << 4 | (unsigned)d;
     }
     *out = v;
     return 0;
@@ -406,14 +403,6 @@ static void put_string(duckdb_vector v, idx_t row, const char *s, size_t n)
     duckdb_vector_assign_string_element_len(v, row, s, n);
 }
 
-static int hex_digit(char ch)
-{
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-}
-
 /* Text as DuckDB casts it to UUID (checked against DuckDB 1.5.6 in
  * test_scan.c): optionally in braces, 32 hex digits in either case with
  * any number of '-' anywhere among them. The value is stored as DuckDB
@@ -430,7 +419,7 @@ static int parse_uuid(const char *s, size_t n, duckdb_hugeint *out)
     int digits = 0;
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '-') continue;
-        int d = hex_digit(s[i]);
+        int d = tarn_hex_digit(s[i]);
         if (d < 0 || digits == 32) return -1;
         if (digits < 16) hi = hi << 4 | (uint64_t)d;
         else lo = lo << 4 | (uint64_t)d;

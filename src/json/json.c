@@ -189,14 +189,6 @@ static inline const uchar *json_skip_ws(const uchar *p, const uchar *end)
     return p;
 }
 
-static inline int json_hex(unsigned c)
-{
-    if (json_is_digit(c)) return (int)(c - '0');
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f') return (int)(c - 'a' + 10);
-    return -1;
-}
-
 /* ---- strings ---- */
 
 /* Length of the well-formed UTF-8 sequence at p (lead byte >= 0x80), or 0. */
@@ -230,7 +222,7 @@ static int json_hex4(json_parser *ps, const uchar *p)
     int v = 0;
     for (int i = 0; i < 4; i++) {
         if (p + i == ps->end) return json_fail_eof(ps, p + i), -1;
-        int h = json_hex(p[i]);
+        int h = tarn_hex_digit(p[i]);
         if (h < 0) return json_fail(ps, TARN_EJSON, p + i, "invalid hex digit in \\u escape"), -1;
         v = v << 4 | h;
     }
@@ -442,7 +434,7 @@ static int json_key_reserved(const uchar *s, size_t n, char *out, size_t *out_n)
         case 't': c = '\t'; break;
         case 'u':
             c = 0;
-            for (size_t j = 2; j < 6; j++) c = c << 4 | (unsigned)json_hex(s[i + j]);
+            for (size_t j = 2; j < 6; j++) c = c << 4 | (unsigned)tarn_hex_digit(s[i + j]);
             if (c >= 0x80) return 0;
             i += 4;
             break;
@@ -608,7 +600,7 @@ static uint64_t json_hash_any(const json_parser *ps, const uchar *s, size_t n, u
 static unsigned json_hex4_valid(const uchar *p)
 {
     unsigned v = 0;
-    for (int i = 0; i < 4; i++) v = v << 4 | (unsigned)json_hex(p[i]);
+    for (int i = 0; i < 4; i++) v = v << 4 | (unsigned)tarn_hex_digit(p[i]);
     return v;
 }
 
