@@ -808,7 +808,6 @@ static int delivery_recover(tarn_delivery *d, tarn_errbuf *eb)
         tarn_files_free(files, nf);
         tarn_table *t = NULL;
         if ((rc = table_open(d, &infos[i], &t, eb))) break;
-
         if ((rc = table_add_locked(d, t))) {
             tarn_stream_close(t->stream);
             free(t);

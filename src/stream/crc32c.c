@@ -12,8 +12,9 @@
  *    past |B| zero bytes, xor the CRC of B from zero (the register update
  *    is linear). Moving past a fixed number of zero bytes is itself linear
  *    in the 32-bit register, so it is four lookups in tables built at start
- *    for the two block sizes. About 2.5 times the speed of one stream; the
- *    log checks every frame when it recovers and whenever it is read.
+ *    for the two block sizes. Measured in cache: 1.65 times the speed of one
+ *    stream on 400-byte frames, 2.3 times on long inputs; the log checks
+ *    every frame when it recovers and whenever it is read.
  *  - everywhere else: "slicing by 8", eight 256-entry tables that consume 8
  *    bytes per step (about 1-2 GB/s, far above what the log's disk needs).
  * The tables are built once on first use; the choice is made at the same
@@ -30,12 +31,8 @@
 static uint32_t crc32c_table[8][256];
 static int crc32c_use_hw;
 /* Side-by-side blocks (x86), in bytes per block: a round covers three. */
-#ifndef CRC32C_SHORT
 #define CRC32C_SHORT 128
-#endif
-#ifndef CRC32C_LONG
 #define CRC32C_LONG 1024
-#endif
 /* crc32c_zeros_x[k][b]: the register (b << 8k) moved past x zero bytes. */
 static uint32_t crc32c_zeros_short[4][256], crc32c_zeros_long[4][256];
 static pthread_once_t crc32c_once = PTHREAD_ONCE_INIT;

@@ -774,9 +774,6 @@ close_fd:
     return rc;
 }
 
-/* Scans and repairs the segments, fills the segment table, opens or creates
- * the newest segment and sets the counters (see RECOVERY). Runs before s is
- * shared. */
 /* What recovery reads of one segment, read ahead of the decisions (which
  * stay in segment order in stream_recover): its header, then every frame. */
 typedef struct stream_seg_read {
@@ -851,6 +848,9 @@ static void stream_read_segments(tarn_stream *s, stream_seg_read *segs, size_t n
     for (size_t i = 0; i < nth; i++) pthread_join(th[i], NULL);
 }
 
+/* Scans and repairs the segments, fills the segment table, opens or creates
+ * the newest segment and sets the counters (see RECOVERY). Runs before s is
+ * shared. */
 static int stream_recover(tarn_stream *s, int64_t min_next_seq, tarn_errbuf *eb)
 {
     char name[STREAM_NAME_MAX];
