@@ -693,9 +693,10 @@ def bench_delivery_and_queries(res, cfg):
     t_1g, t_64, t_64b, t_raw, peers, peers_no, phases = [], [], [], [], [], [], []
     a = h = b_files = b_batches = None
 
-    def from_exec(name, config, r):
+    def from_exec(name, config, mem=None):
         """exec -> the reply of flush?wait=processed on a fresh copy of the
-        log; (seconds, Parquet files, batches)."""
+        log; (seconds, Parquet files, batches). mem: a label to report the
+        server's memory under."""
         b = Tarn(name, data_dir=copy_of_base(name), config=config)
         log_path = os.path.join(LOGS, name + ".log")
         log_from = os.path.getsize(log_path) if os.path.exists(log_path) else 0  # logs are appended to
@@ -709,8 +710,8 @@ def bench_delivery_and_queries(res, cfg):
             res.note("flush (%s) failed: %s %s" % (name, bst, bjs))
         pq = glob.glob(os.path.join(b.data, "lake", "processed", "bench", "users", "**", "*.parquet"),
                        recursive=True)
-        if r == 0 and config == small:
-            res.mem("3. after flush, 64MiB buffer (restart + flush)", b)
+        if mem:
+            res.mem(mem, b)
         b.stop(timeout=60)
         with open(log_path, errors="replace") as f:
             f.seek(log_from)
@@ -752,9 +753,10 @@ def bench_delivery_and_queries(res, cfg):
         # (the log was recovered at start), so time from exec to the flush's
         # reply. The backlog is caught up in batches of up to max_batch
         # (512 MiB by default); then again with batches of one buffer.
-        secs, b_files, b_batches = from_exec("delivery-64m-%d" % r, small, r)
+        secs, b_files, b_batches = from_exec("delivery-64m-%d" % r, small,
+                                             "3. after flush, 64MiB buffer (restart + flush)" if r == 0 else None)
         t_64.append(secs)
-        secs, _, nb_only = from_exec("delivery-64m-only-%d" % r, small_only, r)
+        secs, _, nb_only = from_exec("delivery-64m-only-%d" % r, small_only)
         t_64b.append(secs)
         log("3. round %d: peer %.2f s, Tarn 1GiB %.2f s, 64MiB %.2f s, 64MiB batches %.2f s" %
             (r + 1, peers[-1]["seconds"], t_1g[-1], t_64[-1], t_64b[-1]))
