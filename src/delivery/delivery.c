@@ -47,6 +47,10 @@
 #define DELIVERY_RETRY_MIN_MS 500
 #define DELIVERY_RETRY_MAX_MS 30000
 #define DELIVERY_RAW_NICE 19
+/* After a quick scan stopped (scan.h, "Quick schema"), the table's next
+ * batches take the full way: a table whose batches keep bringing new kinds
+ * pays for a stopped scan once in this many. */
+#define DELIVERY_QUICK_BACKOFF 8
 
 /* The two zones a delivery writes, each with its own worker and state. */
 enum { ZONE_PROCESSED, ZONE_RAW, ZONES };
@@ -76,6 +80,9 @@ struct tarn_table {
     zone_state z[ZONES];
     int64_t pending_since_ms; /* monotonic time the worker first saw undelivered records; 0 = none */
     int64_t flush_target;     /* the processed zone is due until it reaches this */
+
+    /* The processed worker's own. */
+    int quick_backoff; /* batches to deliver the full way before trying the quick way again */
 };
 
 struct tarn_delivery {
@@ -373,23 +380,28 @@ static size_t batch_sample(const tarn_stage_result *staged, const char **sample)
  * Parquet file per part into dir straight from the log. Any failure (a
  * value the scan leaves to DuckDB's JSON reader, one that does not fit the
  * inferred type) sends the caller to batch_write_parquet, which decides as
- * before. */
+ * before.
+ * With quick (scan.h, "Quick schema"), staged is the pass over the head of
+ * the batch only (one part) and the scan goes on up to upto_seq: on success
+ * quick holds where the batch ended and staged's part its rows. */
 static int batch_scan_parquet(tarn_delivery *d, const tarn_table_info *info, tarn_table *t, int64_t from_seq,
-                              const tarn_stage_result *staged, const char *dir, tarn_column **cols, size_t *ncols,
-                              int64_t *infer_ms, tarn_errbuf *eb)
+                              tarn_stage_result *staged, const char *dir, tarn_writer_quick *quick,
+                              int64_t upto_seq, tarn_column **cols, size_t *ncols, int64_t *infer_ms, tarn_errbuf *eb)
 {
     const char *sample[TARN_STAGE_MAX_SAMPLES];
     size_t nsample = batch_sample(staged, sample);
     if (!nsample) return tarn_errbuf_set(eb, TARN_EUNSUPPORTED, "the batch has no schema sample");
     int rc = batch_columns(d, info, sample, nsample, !staged->ubigint_values, 0, cols, ncols, infer_ms, eb);
     for (size_t i = 0; rc == TARN_OK && i < staged->nparts; i++) {
-        const tarn_stage_part *p = &staged->parts[i];
+        tarn_stage_part *p = &staged->parts[i];
         char out[PATH_MAX];
         batch_parquet_path(out, sizeof out, dir, p);
         int64_t rows = 0;
-        rc = tarn_writer_log_to_parquet(d->writer, t->stream, from_seq, staged->last_seq,
-                                        staged->nparts > 1 ? p->date : NULL, *cols, *ncols, out, &rows, eb);
-        if (rc == TARN_OK) rc = batch_rows_check(p, rows, eb);
+        rc = tarn_writer_log_to_parquet(d->writer, t->stream, from_seq, quick ? upto_seq : staged->last_seq,
+                                        staged->nparts > 1 || quick ? p->date : NULL, *cols, *ncols, quick, out,
+                                        &rows, eb);
+        if (rc == TARN_OK && !quick) rc = batch_rows_check(p, rows, eb);
+        if (rc == TARN_OK && quick) p->rows = rows;
     }
     return rc;
 }
@@ -515,9 +527,39 @@ static int table_deliver(tarn_delivery *d, tarn_table *t, int64_t from_seq, int6
     if ((rc = tarn_catalog_get_table(d->cat, t->db, t->name, &info, eb))) goto out;
 
     int64_t t_start = tarn_mono_ms(), t_staged = 0, t_parquet = 0, infer_ms = 0;
+    const char *how = "from the log";
+    /* The quick way first, if the batch may be longer than its head and no
+     * quick scan of this table stopped lately: a pass over the head gives
+     * the schema sample and the part, and the scan checks the rest. */
+    int64_t head_upto = from_seq + TARN_STAGE_SAMPLE_HEAD;
+    if (t->quick_backoff > 0) t->quick_backoff--;
+    else if (upto_seq > head_upto) {
+        if ((rc = tarn_stage_batch(t->stream, TARN_STAGE_SCHEMA, from_seq, head_upto, delivery_batch_bytes(d),
+                                   d->stage_threads, dir, &staged, eb)))
+            goto out;
+        /* A head that reached the byte budget is the whole batch. */
+        int whole = (size_t)staged.bytes >= delivery_batch_bytes(d);
+        if (!whole && staged.nparts == 1 && staged.nsamples > 0) {
+            t_staged = tarn_mono_ms();
+            tarn_writer_quick q = {head_upto, delivery_batch_bytes(d), 0, 0};
+            rc = batch_scan_parquet(d, &info, t, from_seq, &staged, dir, &q, upto_seq, &cols, &ncols, &infer_ms, eb);
+            if (rc == TARN_OK) {
+                staged.last_seq = staged.parts[0].last_seq = q.last_seq;
+                staged.bytes = q.bytes;
+                how = "quick from the log";
+                goto install;
+            }
+            tarn_log_info(LOG, "%s.%s: the quick scan of records %lld-%lld stopped (%s); taking the full way", t->db,
+                          t->name, (long long)from_seq + 1, (long long)upto_seq, eb->msg);
+            t->quick_backoff = DELIVERY_QUICK_BACKOFF;
+            infer_ms = 0;
+            rc = TARN_OK;
+        }
+        if (!whole) tarn_stage_result_free(&staged);
+    }
     /* 1-2: the schema sample and the parts. */
-    if ((rc = tarn_stage_batch(t->stream, TARN_STAGE_SCHEMA, from_seq, upto_seq, delivery_batch_bytes(d),
-                               d->stage_threads, dir, &staged, eb)))
+    if (!staged.parts && (rc = tarn_stage_batch(t->stream, TARN_STAGE_SCHEMA, from_seq, upto_seq,
+                                                delivery_batch_bytes(d), d->stage_threads, dir, &staged, eb)))
         goto out;
     if (staged.nparts == 0) {
         *delivered = from_seq;
@@ -526,8 +568,7 @@ static int table_deliver(tarn_delivery *d, tarn_table *t, int64_t from_seq, int6
 
     t_staged = tarn_mono_ms();
     /* 3: schema and Parquet, straight from the log; else staged. */
-    const char *how = "from the log";
-    if ((rc = batch_scan_parquet(d, &info, t, from_seq, &staged, dir, &cols, &ncols, &infer_ms, eb))) {
+    if ((rc = batch_scan_parquet(d, &info, t, from_seq, &staged, dir, NULL, 0, &cols, &ncols, &infer_ms, eb))) {
         tarn_log_info(LOG, "%s.%s: converting records %lld-%lld straight from the log stopped (%s); staging them",
                       t->db, t->name, (long long)from_seq + 1, (long long)staged.last_seq, eb->msg);
         int64_t last = staged.last_seq;
@@ -539,6 +580,7 @@ static int table_deliver(tarn_delivery *d, tarn_table *t, int64_t from_seq, int6
         t_staged = tarn_mono_ms();
         if ((rc = batch_write_parquet(d, &info, &staged, dir, &cols, &ncols, &infer_ms, eb))) goto out;
     }
+install:
     t_parquet = tarn_mono_ms();
 
     /* 4: into the lake. */

@@ -23,6 +23,12 @@
  *      replay after a crash writes the same names);
  *   5. publish the files, the schema and the new checkpoint in one catalog
  *      transaction and refresh the query view: the records are queryable.
+ * A batch longer than the sample's head first tries the quick way (scan.h,
+ * "Quick schema"): steps 1-2 over its first TARN_STAGE_SAMPLE_HEAD records
+ * only, then step 3 over the whole batch checking that every value has a
+ * kind those records had at its place; a value that does not, or a record
+ * of another date, stops the scan and the batch takes the way above (and
+ * the table's next few batches too).
  * The raw worker follows: whatever the processed zone has published and the
  * raw zone has not, it writes as received, gzip NDJSON, one file per date,
  * into lake/raw/<db>/<table>/ingestion_date=D/<first>-<last>.json.gz, and

@@ -16,6 +16,7 @@
 
 #include "common/duck.h"
 #include "common/util.h"
+#include "delivery/kinds.h"
 #include "delivery/schema.h"
 
 /* A call takes records until it has a vector of rows or this many bytes. */
@@ -34,12 +35,20 @@ typedef struct scan_node {
     struct scan_node **fields;  /* STRUCT */
     struct scan_node *elem;     /* LIST */
     size_t seen_off;            /* STRUCT: where its fields' flags start in scan_worker.seen */
+    uint32_t kinds;             /* quick schema: the kinds (kinds.h) learned here */
+    uint64_t text_lengths;
 } scan_node;
+
+/* Quick schema (scan.h): what the scan does with the kind of each value. */
+enum { SCAN_KINDS_OFF, SCAN_KINDS_LEARN, SCAN_KINDS_CHECK };
 
 struct tarn_scan {
     /* The job (tarn_scan_prepare .. tarn_scan_finish). */
     int ready;
-    int64_t upto_seq;
+    int64_t from_seq, upto_seq;
+    int kinds;              /* SCAN_KINDS_* */
+    int date_ends;          /* quick: a record of another date ends the batch */
+    size_t max_bytes;       /* quick: the batch ends with the record that reaches this many payload bytes */
     int has_date;
     char date[11];
     size_t ncols;
@@ -56,6 +65,7 @@ struct tarn_scan {
     char stop_msg[512];
     int64_t day_cached;
     int day_match;
+    int64_t taken_last, taken_bytes, taken_rows; /* the last record taken; payload bytes and records taken */
     /* Kept from job to job (scan_clear stops here). */
     int threads;
     pthread_mutex_t mu;
@@ -80,6 +90,7 @@ typedef struct scan_worker {
 typedef struct scan_cur {
     const char *p, *end;
     scan_worker *w;
+    int kinds; /* SCAN_KINDS_* */
 } scan_cur;
 
 /* ------------------------------------------------------------ types */
@@ -433,6 +444,23 @@ static int parse_uuid(const char *s, size_t n, duckdb_hugeint *out)
 
 static int fill(scan_cur *c, const scan_node *t, duckdb_vector v, idx_t row);
 
+/* Quick schema (scan.h): notes the kind of a value at t while learning
+ * (on one thread, before the query: the nodes are not shared yet), or
+ * stops the scan at a kind that t did not learn. */
+static int cur_kind(scan_cur *c, const scan_node *t, uint32_t kind)
+{
+    if (c->kinds == SCAN_KINDS_LEARN) {
+        scan_node *m = (scan_node *)t;
+        if (kind & SHAPE_TEXT) m->text_lengths |= 1ull << (kind & 63);
+        else m->kinds |= kind;
+        return TARN_OK;
+    }
+    if (shape_kind_in(t->kinds, t->text_lengths, kind)) return TARN_OK;
+    char what[64];
+    shape_kind_name(kind, what, sizeof what);
+    return cur_fail(c, "a value of a kind the batch's first records did not have there (%s)", what);
+}
+
 /* Whether n bytes at a and b are equal. Keys are short: inline, this costs
  * a third of a memcmp call (2.5% of a delivery was that call). */
 static inline int key_eq(const char *a, const char *b, size_t n)
@@ -539,6 +567,11 @@ static int fill_number(scan_cur *c, const scan_node *t, duckdb_vector v, idx_t r
     int integer = 0, neg = 0, rc;
     unsigned __int128 mag = 0;
     if ((rc = cur_number(c, &s, &n, &integer))) return rc;
+    if (c->kinds) {
+        int minus = s[0] == '-';
+        if ((rc = cur_kind(c, t, integer ? shape_integer(minus, s + minus, n - (size_t)minus) : SHAPE_REAL)))
+            return rc;
+    }
     int big = !integer || int_magnitude(s, n, &neg, &mag);
     int negzero = integer && !big && neg && mag == 0;
     switch (t->kind) {
@@ -583,12 +616,14 @@ static int fill(scan_cur *c, const scan_node *t, duckdb_vector v, idx_t row)
     switch (ch) {
     case 'n':
         if ((rc = cur_literal(c, "null", 4))) return rc;
+        if (c->kinds && (rc = cur_kind(c, t, SHAPE_NULL))) return rc;
         set_null(t, v, row);
         return TARN_OK;
     case 't':
     case 'f': {
         int yes = ch == 't';
         if ((rc = cur_literal(c, yes ? "true" : "false", yes ? 4 : 5))) return rc;
+        if (c->kinds && (rc = cur_kind(c, t, SHAPE_BOOLEAN))) return rc;
         if (t->kind == TARN_T_BOOLEAN) ((bool *)duckdb_vector_get_data(v))[row] = yes;
         else if (t->kind == TARN_T_VARCHAR) put_string(v, row, yes ? "true" : "false", yes ? 4 : 5);
         else return cur_fail(c, "a boolean in a column of another type");
@@ -600,6 +635,7 @@ static int fill(scan_cur *c, const scan_node *t, duckdb_vector v, idx_t row)
         size_t n = 0;
         int escaped = 0;
         if ((rc = cur_string(c, &s, &n, &escaped))) return rc;
+        if (c->kinds && (rc = cur_kind(c, t, shape_string_kind(s, n)))) return rc;
         if (escaped) {
             if ((rc = unescape(c, s, n, &c->w->text))) return rc;
             s = c->w->text.data;
@@ -615,9 +651,11 @@ static int fill(scan_cur *c, const scan_node *t, duckdb_vector v, idx_t row)
     }
     case '{':
         if (t->kind != TARN_T_STRUCT) return cur_fail(c, "an object in a column of another type");
+        if (c->kinds && (rc = cur_kind(c, t, SHAPE_OBJECT))) return rc;
         return fill_object(c, t, v, NULL, row);
     case '[':
         if (t->kind != TARN_T_LIST) return cur_fail(c, "an array in a column of another type");
+        if (c->kinds && (rc = cur_kind(c, t, SHAPE_ARRAY))) return rc;
         return fill_array(c, t, v, row);
     default: return fill_number(c, t, v, row);
     }
@@ -670,7 +708,11 @@ static int scan_take(tarn_scan *sc, scan_worker *w, idx_t cap, idx_t *n)
             sc->done = 1;
             break;
         }
-        if (!scan_date_matches(sc, ts)) continue;
+        if (!scan_date_matches(sc, ts)) {
+            if (!sc->date_ends) continue;
+            sc->done = 1;
+            break;
+        }
         scan_row *r = &w->rows[*n];
         r->off = w->recs.len;
         r->len = len;
@@ -681,6 +723,15 @@ static int scan_take(tarn_scan *sc, scan_worker *w, idx_t cap, idx_t *n)
             break;
         }
         (*n)++;
+        sc->taken_last = seq;
+        sc->taken_bytes += (int64_t)len;
+        sc->taken_rows++;
+        /* The staging's rule (stage.c): the record that reaches the budget
+         * is the batch's last. */
+        if (sc->max_bytes && (size_t)sc->taken_bytes >= sc->max_bytes) {
+            sc->done = 1;
+            break;
+        }
     }
     pthread_mutex_unlock(&sc->mu);
     return rc;
@@ -726,9 +777,9 @@ static void scan_init(duckdb_init_info info)
     duckdb_init_set_max_threads(info, (idx_t)sc->threads);
 }
 
-static void scan_local_init(duckdb_init_info info)
+/* A worker for the job: NULL when memory is short. */
+static scan_worker *scan_worker_new(const tarn_scan *sc)
 {
-    tarn_scan *sc = duckdb_init_get_extra_info(info);
     scan_worker *w = calloc(1, sizeof *w);
     if (w) {
         tarn_buf_init(&w->recs, TARN_BUF_DEFAULT_MAX);
@@ -740,6 +791,15 @@ static void scan_local_init(duckdb_init_info info)
     }
     if (!w || !w->rows || !w->seen || !w->top) {
         scan_worker_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+static void scan_local_init(duckdb_init_info info)
+{
+    scan_worker *w = scan_worker_new(duckdb_init_get_extra_info(info));
+    if (!w) {
         duckdb_init_set_error(info, "tarn_log_scan: out of memory");
         return;
     }
@@ -750,7 +810,7 @@ static void scan_local_init(duckdb_init_info info)
  * failure w->eb names the record. */
 static int scan_record(tarn_scan *sc, scan_worker *w, const scan_row *r, duckdb_vector *top, idx_t i)
 {
-    scan_cur c = {w->recs.data + r->off, w->recs.data + r->off + r->len, w};
+    scan_cur c = {w->recs.data + r->off, w->recs.data + r->off + r->len, w, sc->kinds};
     cur_ws(&c);
     int rc = c.p < c.end && *c.p == '{' ? fill_object(&c, &sc->record, NULL, top, i)
                                         : cur_fail(&c, "a record that is not an object");
@@ -914,6 +974,7 @@ int tarn_scan_prepare(tarn_scan *sc, tarn_stream *s, int64_t from_seq, int64_t u
         snprintf(sc->date, sizeof sc->date, "%s", date);
         sc->day_cached = INT64_MIN;
     }
+    sc->from_seq = sc->taken_last = from_seq;
     sc->upto_seq = upto_seq;
     if (rc == TARN_OK) rc = tarn_stream_reader_open(s, from_seq, &sc->reader, eb);
     if (rc == TARN_OK) sc->ready = 1;
@@ -922,6 +983,87 @@ int tarn_scan_prepare(tarn_scan *sc, tarn_stream *s, int64_t from_seq, int64_t u
         scan_clear(sc);
     }
     return rc;
+}
+
+/* Parses the records (from_seq, learn_upto] into a chunk of the record's
+ * types that nobody reads, noting the kinds of their values at the nodes. */
+static int scan_learn(tarn_scan *sc, tarn_stream *s, int64_t learn_upto, tarn_errbuf *eb)
+{
+    size_t nf = sc->record.nfields;
+    scan_worker *w = scan_worker_new(sc);
+    duckdb_logical_type *types = calloc(nf ? nf : 1, sizeof *types);
+    duckdb_data_chunk chunk = NULL;
+    tarn_stream_reader *r = NULL;
+    int rc = w && types ? TARN_OK : TARN_ENOMEM;
+    for (size_t f = 0; rc == TARN_OK && f < nf; f++)
+        if (!(types[f] = node_logical(sc->record.fields[f]))) rc = TARN_ENOMEM;
+    if (rc == TARN_OK && !(chunk = duckdb_create_data_chunk(types, nf))) rc = TARN_ENOMEM;
+    if (rc == TARN_OK) rc = tarn_stream_reader_open(s, sc->from_seq, &r, eb);
+    sc->kinds = SCAN_KINDS_LEARN;
+    idx_t cap = duckdb_vector_size(), n = 0;
+    while (rc == TARN_OK) {
+        int64_t seq, ts;
+        const char *data;
+        size_t len;
+        int more = tarn_stream_reader_next(r, &seq, &ts, &data, &len, eb);
+        if (more < 0) rc = more;
+        if (more <= 0 || seq > learn_upto) break;
+        pthread_mutex_lock(&sc->mu);
+        int same_day = scan_date_matches(sc, ts);
+        pthread_mutex_unlock(&sc->mu);
+        if (!same_day) {
+            rc = tarn_errbuf_set(eb, TARN_EUNSUPPORTED, "record %lld of the head is of another date than the scan's",
+                                 (long long)seq);
+            break;
+        }
+        if (n == cap) {
+            duckdb_data_chunk_reset(chunk);
+            n = 0;
+        }
+        if (n == 0) {
+            tarn_buf_reset(&w->recs);
+            for (size_t f = 0; f < nf; f++) w->top[f] = duckdb_data_chunk_get_vector(chunk, f);
+        }
+        scan_row *row = &w->rows[n];
+        row->off = w->recs.len;
+        row->len = len;
+        row->seq = seq;
+        row->ts = ts;
+        if ((rc = tarn_buf_append(&w->recs, data, len))) break;
+        if ((rc = scan_record(sc, w, row, w->top, n))) {
+            tarn_errbuf_set(eb, rc, "%s", w->eb.msg);
+            break;
+        }
+        n++;
+    }
+    sc->kinds = SCAN_KINDS_OFF;
+    if (rc == TARN_ENOMEM) tarn_errbuf_set(eb, rc, "out of memory learning the kinds of a batch's first records");
+    if (r) tarn_stream_reader_close(r);
+    if (chunk) duckdb_destroy_data_chunk(&chunk);
+    for (size_t f = 0; types && f < nf; f++)
+        if (types[f]) duckdb_destroy_logical_type(&types[f]);
+    free(types);
+    scan_worker_free(w);
+    return rc;
+}
+
+int tarn_scan_quick(tarn_scan *sc, tarn_stream *s, int64_t learn_upto, size_t max_bytes, tarn_errbuf *eb)
+{
+    if (!sc->ready || !sc->has_date)
+        return tarn_errbuf_set(eb, TARN_EINTERNAL, "a quick scan needs a prepared scan of one date");
+    int rc = scan_learn(sc, s, learn_upto, eb);
+    if (rc) return rc;
+    sc->kinds = SCAN_KINDS_CHECK;
+    sc->date_ends = 1;
+    sc->max_bytes = max_bytes;
+    return TARN_OK;
+}
+
+void tarn_scan_taken(const tarn_scan *sc, int64_t *last_seq, int64_t *bytes, int64_t *rows)
+{
+    *last_seq = sc->taken_last;
+    *bytes = sc->taken_bytes;
+    *rows = sc->taken_rows;
 }
 
 int tarn_scan_finish(tarn_scan *sc, int query_rc, tarn_errbuf *eb)

@@ -47,6 +47,29 @@
  * matches keys byte for byte and drops such a value; a staged batch still
  * does.
  *
+ * Quick schema. The columns normally come from a pass over the whole batch
+ * (stage.h): its schema sample holds every (path, kind) pair of the batch.
+ * That pass cost 0.25 s of a 2 s delivery of 400 MB, and most batches hold
+ * nothing that their first records do not. So the delivery may first infer
+ * the columns from the first TARN_STAGE_SAMPLE_HEAD records alone and scan
+ * the batch with tarn_scan_quick: the scan learns the kinds (kinds.h) of
+ * every value of those records at its column or field, then stops at any
+ * value of the batch of a kind not learned there, and ends the batch by the
+ * staging's byte rule or before the first record of another ingest date
+ * (the full pass would have made it a part of its own; the next batch
+ * starts with it). A batch that
+ * holds no such value has exactly the pairs of its head, so the full pass
+ * would have sampled the head plus a spread of records like it: the same
+ * pairs, and the same columns, except where DuckDB's guess of a string
+ * type reads the text (stage.h: such a value that does not fit stops the
+ * scan through its cast, as it fails the write on the full path). A scan
+ * that stops sends the delivery to the full pass (delivery.c). Kinds are
+ * learned and checked per column, whatever the capitals of the key that
+ * brings a value (see above): the full pass samples each spelling as a path
+ * of its own, so a batch whose keys vary in case alone may get columns from
+ * the quick way that DuckDB would have inferred differently from the full
+ * sample; the values land as the normal scan lands them.
+ *
  * Threads. DuckDB calls the function from up to the writer's thread count
  * of threads. Each call takes the next records from one stream reader
  * under a mutex (the reader checks every frame's CRC), copies them into the
@@ -80,6 +103,17 @@ void tarn_scan_free(tarn_scan *sc);
  * to select the SELECT list that gives the columns their types. */
 int tarn_scan_prepare(tarn_scan *sc, tarn_stream *s, int64_t from_seq, int64_t upto_seq, const char *date,
                       const tarn_column *cols, size_t ncols, tarn_buf *select, tarn_errbuf *eb);
+/* Makes the scan set by tarn_scan_prepare (for one date) a quick one (see
+ * "Quick schema"): learns the kinds of the records (from_seq, learn_upto],
+ * which must all be of that date and within the byte budget, then the scan
+ * stops with TARN_EUNSUPPORTED at a value of a kind not learned at its
+ * place, and ends before a record of another date or once max_bytes of
+ * payload are taken (0: no limit). Fails (TARN_EUNSUPPORTED with the
+ * reason) if a record of the head does not convert or is of another date. */
+int tarn_scan_quick(tarn_scan *sc, tarn_stream *s, int64_t learn_upto, size_t max_bytes, tarn_errbuf *eb);
+/* The last record the scan took (from_seq if none), and the payload bytes
+ * and the number of the records it took. */
+void tarn_scan_taken(const tarn_scan *sc, int64_t *last_seq, int64_t *bytes, int64_t *rows);
 /* Ends the scan set by tarn_scan_prepare, whose query returned query_rc
  * (its message in eb). Returns query_rc, except that a scan stopped by a
  * value it does not convert gives TARN_EUNSUPPORTED and a failure of the

@@ -187,13 +187,15 @@ int tarn_writer_ndjson_to_parquet(tarn_writer *w, const char *const *files, size
 }
 
 int tarn_writer_log_to_parquet(tarn_writer *w, tarn_stream *s, int64_t from_seq, int64_t upto_seq, const char *date,
-                               const tarn_column *cols, size_t ncols, const char *parquet, int64_t *rows,
-                               tarn_errbuf *eb)
+                               const tarn_column *cols, size_t ncols, tarn_writer_quick *quick, const char *parquet,
+                               int64_t *rows, tarn_errbuf *eb)
 {
     tarn_buf sql;
     tarn_buf_init(&sql, 16 << 20);
     int rc = tarn_buf_append_str(&sql, "COPY (SELECT ");
     if (!rc) rc = tarn_scan_prepare(w->scan, s, from_seq, upto_seq, date, cols, ncols, &sql, eb);
+    if (!rc && quick && (rc = tarn_scan_quick(w->scan, s, quick->learn_upto, quick->max_bytes, eb)))
+        tarn_scan_finish(w->scan, rc, eb);
     if (rc) {
         tarn_buf_free(&sql);
         return rc;
@@ -202,7 +204,12 @@ int tarn_writer_log_to_parquet(tarn_writer *w, tarn_stream *s, int64_t from_seq,
     if (!rc) rc = tarn_sql_string(&sql, parquet);
     if (!rc) rc = tarn_buf_append_str(&sql, " (FORMAT parquet, COMPRESSION snappy)");
     if (!rc) rc = writer_copy_rows(w, sql.data, rows, eb);
+    int64_t taken = 0;
+    if (quick) tarn_scan_taken(w->scan, &quick->last_seq, &quick->bytes, &taken);
     rc = tarn_scan_finish(w->scan, rc, eb);
+    if (rc == TARN_OK && quick && rows && *rows != taken)
+        rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "the quick scan took %lld records and wrote %lld rows",
+                             (long long)taken, (long long)*rows);
     if (rc) unlink(parquet); /* whatever DuckDB left of it */
     tarn_buf_free(&sql);
     return rc;

@@ -45,9 +45,19 @@ int tarn_writer_ndjson_to_parquet(tarn_writer *w, const char *const *files, size
  * caller stages the batch and uses tarn_writer_ndjson_to_parquet. A value
  * that does not fit its column fails as it would there (TARN_EIO with
  * DuckDB's message). *rows receives the rows written. */
+/* A quick scan (scan.h, "Quick schema"; date must not be NULL): in, the
+ * head whose kinds the batch's values must have, and the batch's byte
+ * budget (0: none; otherwise the staging's rule, stage.h); out, the batch's
+ * last record and payload bytes. The rows written are checked against the
+ * records the scan took. */
+typedef struct tarn_writer_quick {
+    int64_t learn_upto;
+    size_t max_bytes;
+    int64_t last_seq, bytes;
+} tarn_writer_quick;
 int tarn_writer_log_to_parquet(tarn_writer *w, tarn_stream *s, int64_t from_seq, int64_t upto_seq, const char *date,
-                               const tarn_column *cols, size_t ncols, const char *parquet, int64_t *rows,
-                               tarn_errbuf *eb);
+                               const tarn_column *cols, size_t ncols, tarn_writer_quick *quick, const char *parquet,
+                               int64_t *rows, tarn_errbuf *eb);
 /* Merges Parquet files written with the same schema into one, ordered by
  * _seq. */
 int tarn_writer_merge_parquet(tarn_writer *w, const char *const *files, size_t nfiles, const char *parquet,

@@ -78,5 +78,79 @@ def test_fields_after_record_20480_of_one_batch_are_kept():
     s.stop()
 
 
+HEAD = 2048  # TARN_STAGE_SAMPLE_HEAD: the records a quick scan learns from
+
+
+@timeout(180)
+def test_kinds_first_seen_after_the_head_take_the_full_way():
+    """The delivery infers a batch's columns from its first HEAD records and
+    converts the rest checking that every value has a kind those records had
+    at its place (src/delivery/scan.h, "Quick schema"). A timestamp where the
+    head held only dates is such a value: cast to the DATE the head implies
+    it would lose its time of day, so the batch must take the full way."""
+    s = start_with_config("buffering:\n  size: 1GiB\n  interval: 1h\ncompaction:\n  interval: 1h\n")
+    db, t = "late_db", "days"
+    n, late = 5000, 4001  # late: the _seq of the record with the timestamp
+
+    def rec(i):
+        day = "2025-01-%02d" % (1 + i % 28)
+        return {"id": i, "day": "2025-01-02T10:00:00" if i + 1 == late else day, "n": i}
+
+    s.ingest(db, t, [rec(i) for i in range(n)])
+    eq(s.flush(db, t, timeout=120)["delivered_seq"], n, "delivered_seq after one flush")
+    res = s.query("SELECT _seq, CAST(day AS VARCHAR), n FROM %s.%s WHERE _seq IN (%d, %d, %d) ORDER BY _seq"
+                  % (db, t, 1, late, n))
+    day_type = [c["type"] for c in s.query("SELECT day FROM %s.%s LIMIT 1" % (db, t))["columns"]][0]
+    check(day_type != "DATE", "a date column holding a timestamp must not stay DATE (it is %s)" % day_type)
+    eq(res["rows"][1][0], late, "the late record is there")
+    check("10:00:00" in res["rows"][1][1], "the late record keeps its time of day: %r" % res["rows"][1][1])
+    eq([r[2] for r in res["rows"]], [0, late - 1, n - 1], "n of the first, the late and the last record")
+    with open(s.log_path, encoding="utf-8", errors="replace") as f:
+        check("quick scan of records 1-5000 stopped" in f.read(), "the quick scan stopped:\n%s" % s.log_tail())
+
+    # The next batch, built like the head, is delivered (after a stop the
+    # table takes the full way for a few batches) with every record.
+    s.ingest(db, t, [rec(i) for i in range(n, 2 * n)])
+    eq(s.flush(db, t, timeout=120)["delivered_seq"], 2 * n, "delivered_seq after the second flush")
+    eq(s.query("SELECT COUNT(*), COUNT(DISTINCT id), MAX(n) FROM %s.%s" % (db, t))["rows"],
+       [[2 * n, 2 * n, 2 * n - 1]], "rows after two batches")
+    s.stop()
+
+
+@timeout(180)
+def test_a_batch_like_its_head_is_converted_whole():
+    """A batch whose values all have kinds its head had is delivered in one
+    file with every record and value, including the record that reaches the
+    byte budget and nothing after it."""
+    s = start_with_config("buffering:\n  size: 1MiB\n  max_batch: 1MiB\n  interval: 1h\ncompaction:\n  interval: 1h\n")
+    db, t = "late_db", "like_head"
+    n = 12000  # about 1.1 MB of records: more than one batch of max_batch 1 MiB
+
+    def rec(i):
+        return {"id": i, "name": "user-%05d" % i, "when": "2025-03-%02dT%02d:00:00Z" % (1 + i % 28, i % 24),
+                "tags": ["t%d" % (i % 3)], "geo": {"lat": i / 7.0 + 0.5, "ok": i % 2 == 0}}
+
+    for start in range(0, n, 6000):
+        s.ingest(db, t, [rec(i) for i in range(start, start + 6000)])
+    eq(s.flush(db, t, timeout=120)["delivered_seq"], n, "delivered_seq after the flush")
+    files = s.lake_files("processed", db, t, "parquet")
+    eq(len(files), 2, "two batches of at most 1 MiB: %s" % files)
+    rows = s.query("SELECT id, name, CAST(\"when\" AS VARCHAR), tags, geo.lat, geo.ok FROM %s.%s "
+                   "WHERE id IN (0, 5000, 11999) ORDER BY id" % (db, t))["rows"]
+    eq(len(rows), 3, "three records by id")
+    for row in rows:
+        i = row[0]
+        want = rec(i)
+        eq(row[1], want["name"], "name of %d" % i)
+        check(row[2].startswith("2025-03-%02d %02d:00:00" % (1 + i % 28, i % 24)), "when of %d: %r" % (i, row[2]))
+        eq(row[3], want["tags"], "tags of %d" % i)
+        eq(row[4], want["geo"]["lat"], "geo.lat of %d" % i)
+        eq(row[5], want["geo"]["ok"], "geo.ok of %d" % i)
+    eq(s.query("SELECT COUNT(*), COUNT(DISTINCT id) FROM %s.%s" % (db, t))["rows"], [[n, n]], "every record once")
+    with open(s.log_path, encoding="utf-8", errors="replace") as f:
+        eq(f.read().count("parquet quick from the log"), 2, "batches converted the quick way")
+    s.stop()
+
+
 if __name__ == "__main__":
     run(globals())

@@ -29,6 +29,21 @@
  * threads and the largest corpus spans several DuckDB vectors and log
  * segments on two interleaved dates, so the parallel scan is exercised.
  *
+ * The quick scan (scan.h, "Quick schema"; the tests named quick_scan_*)
+ * converts a batch with columns inferred from its head alone, stops at a
+ * value of a kind (kinds.h) that the head did not have at its place, and
+ * ends the batch before a record of another UTC date or where the byte
+ * budget ends it. Its
+ * oracle is the full way: the whole batch staged and written by DuckDB's
+ * reader with the columns of the whole batch's sample. Corpora that must
+ * never be declined, their heads completed with the later records that
+ * bring a (place, kind) pair of their own (worked out here from the text),
+ * must give the same file and report the batch's last record and bytes;
+ * each kind a head lacks (at a column, a STRUCT's field and a list's
+ * elements) must stop the scan where the normal scan takes the value, and
+ * leave no file; the batch must end where the staging ends it; a head that
+ * does not convert must fail the scan before it writes.
+ *
  * `test_scan NAME` runs the tests whose names contain NAME;
  * TEST_SCAN_VERBOSE=1 prints each corpus's columns and each new file's
  * schema.
@@ -45,6 +60,7 @@
 #include "common/buf.h"
 #include "common/duck.h"
 #include "common/util.h"
+#include "delivery/kinds.h"
 #include "delivery/schema.h"
 #include "delivery/stage.h"
 #include "json/json.h"
@@ -362,25 +378,42 @@ typedef struct outcome {
     tarn_errbuf eb;
 } outcome;
 
-/* The delivery's columns for a staged batch, as batch_write_parquet makes
- * them: inferred from every staged record, HUGEINT narrowed to BIGINT unless
- * some integer is beyond BIGINT, merged into an empty schema with
- * _ingested_at and _seq last. */
-static int old_columns(const tarn_stage_result *st, tarn_column **cols, size_t *ncols, tarn_errbuf *eb)
+/* The delivery's columns for staged files, as batch_columns (delivery.c)
+ * makes them: inferred from every record of the files, HUGEINT narrowed to
+ * BIGINT unless some integer is beyond BIGINT, merged into an empty schema
+ * with _ingested_at and _seq last. */
+static int columns_of(const char *const *files, size_t nfiles, int ubigint_values, tarn_column **cols, size_t *ncols,
+                      tarn_errbuf *eb)
 {
     static const char *const trailing[] = {"_ingested_at", "_seq"};
-    const char *files[64];
-    size_t nfiles = 0;
-    for (size_t i = 0; i < st->nparts; i++)
-        for (size_t k = 0; k < st->parts[i].npaths && nfiles < 64; k++) files[nfiles++] = st->parts[i].paths[k];
     tarn_column *inferred = NULL;
     size_t ninferred = 0;
     int rc = tarn_writer_infer(env.w, files, nfiles, 1, &inferred, &ninferred, eb);
-    if (rc == TARN_OK && !st->ubigint_values && (rc = tarn_columns_narrow_hugeint(inferred, ninferred, eb)) > 0)
+    if (rc == TARN_OK && !ubigint_values && (rc = tarn_columns_narrow_hugeint(inferred, ninferred, eb)) > 0)
         rc = TARN_OK;
     if (rc == TARN_OK) rc = tarn_columns_merge(NULL, 0, inferred, ninferred, trailing, 2, cols, ncols, eb);
     tarn_columns_free(inferred, ninferred);
     return rc;
+}
+
+/* The same from every staged record, as batch_write_parquet makes them. */
+static int old_columns(const tarn_stage_result *st, tarn_column **cols, size_t *ncols, tarn_errbuf *eb)
+{
+    const char *files[64];
+    size_t nfiles = 0;
+    for (size_t i = 0; i < st->nparts; i++)
+        for (size_t k = 0; k < st->parts[i].npaths && nfiles < 64; k++) files[nfiles++] = st->parts[i].paths[k];
+    return columns_of(files, nfiles, st->ubigint_values, cols, ncols, eb);
+}
+
+/* The same from a pass's schema sample alone, as batch_scan_parquet makes
+ * them: what the delivery converts a batch straight from the log with. */
+static int sample_columns(const tarn_stage_result *st, tarn_column **cols, size_t *ncols, tarn_errbuf *eb)
+{
+    const char *files[TARN_STAGE_MAX_SAMPLES];
+    for (size_t i = 0; i < st->nsamples; i++) files[i] = st->sample_paths[i];
+    if (st->nsamples == 0) return tarn_errbuf_set(eb, TARN_EUNSUPPORTED, "the pass has no schema sample");
+    return columns_of(files, st->nsamples, st->ubigint_values, cols, ncols, eb);
 }
 
 /* The old path for the staged files of parts [first, last] into dir/name. */
@@ -404,7 +437,7 @@ static void new_write(tarn_stream *s, const scan_case *k, int64_t upto, const ch
     memset(o, 0, sizeof *o);
     snprintf(o->path, sizeof o->path, "%s/%s", dir, name);
     o->rows = -1;
-    o->rc = tarn_writer_log_to_parquet(env.w, s, k->from, upto, date, cols, ncols, o->path, &o->rows, &o->eb);
+    o->rc = tarn_writer_log_to_parquet(env.w, s, k->from, upto, date, cols, ncols, NULL, o->path, &o->rows, &o->eb);
     env.nconversions++;
 }
 
@@ -632,29 +665,31 @@ TEST(randomuser_records_match_and_are_never_declined)
 
 /* ------------------------------------------------------------ IoT readings */
 
+static void add_reading(corpus *c, int64_t ts)
+{
+    static const char *const sources[] = {"iot_sensors", "pos", "hvac"};
+    static const char *const places[] = {"warehouse_a", "warehouse_b", "dock", "Büro 3"};
+    /* humidity 65 or 65.5: BIGINT and DOUBLE, a DOUBLE column; temperature
+     * sometimes a whole number, sometimes not exact in binary. */
+    int whole = rng_below(4) == 0;
+    double temp = (double)((int)rng_below(600) - 100) / (whole ? 1.0 : 10.0);
+    const char *humidity = PICK(((const char *const[]){"65", "65.5", "40", "99.25", "0"}));
+    char metadata[128];
+    if (rng_below(10) == 0) snprintf(metadata, sizeof metadata, "%s", "");
+    else
+        snprintf(metadata, sizeof metadata, ",\"metadata\":{\"location\":\"%s\",\"firmware_version\":\"2.%d.0\"}",
+                 PICK(places), (int)rng_below(3));
+    corpus_addf(c, ts,
+                "{\"source\":\"%s\",\"data\":{\"device_id\":\"sensor_%03d\",\"temperature\":%g,"
+                "\"humidity\":%s,\"timestamp\":\"2025-11-25T10:%02d:%02dZ\"}%s}",
+                PICK(sources), (int)rng_below(1000), temp, humidity, (int)rng_below(60), (int)rng_below(60), metadata);
+}
+
 TEST(iot_readings_match_and_are_never_declined)
 {
     corpus c = {.name = "iot"};
     rng_seed(7);
-    static const char *const sources[] = {"iot_sensors", "pos", "hvac"};
-    static const char *const places[] = {"warehouse_a", "warehouse_b", "dock", "Büro 3"};
-    for (int i = 0; i < 3000; i++) {
-        /* humidity 65 or 65.5: BIGINT and DOUBLE, a DOUBLE column;
-         * temperature sometimes a whole number, sometimes not exact in
-         * binary. */
-        int whole = rng_below(4) == 0;
-        double temp = (double)((int)rng_below(600) - 100) / (whole ? 1.0 : 10.0);
-        const char *humidity = PICK(((const char *const[]){"65", "65.5", "40", "99.25", "0"}));
-        char metadata[128];
-        if (rng_below(10) == 0) snprintf(metadata, sizeof metadata, "%s", "");
-        else
-            snprintf(metadata, sizeof metadata, ",\"metadata\":{\"location\":\"%s\",\"firmware_version\":\"2.%d.0\"}",
-                     PICK(places), (int)rng_below(3));
-        corpus_addf(&c, DAY + i / 1000,
-                    "{\"source\":\"%s\",\"data\":{\"device_id\":\"sensor_%03d\",\"temperature\":%g,"
-                    "\"humidity\":%s,\"timestamp\":\"2025-11-25T10:%02d:%02dZ\"}%s}",
-                    PICK(sources), (int)rng_below(1000), temp, humidity, (int)rng_below(60), (int)rng_below(60), metadata);
-    }
+    for (int i = 0; i < 3000; i++) add_reading(&c, DAY + i / 1000);
     /* The seed's record itself, last. */
     corpus_add(&c, DAY + 5,
                "{\"source\":\"iot_sensors\",\"data\":{\"device_id\":\"sensor_001\",\"temperature\":22.5,\"humidity\":65,"
@@ -666,10 +701,8 @@ TEST(iot_readings_match_and_are_never_declined)
 
 /* ------------------------------------------------------------ scalars */
 
-TEST(scalars_of_every_kind_match)
+static void add_scalars(corpus *c, int64_t ts)
 {
-    corpus c = {.name = "scalars"};
-    rng_seed(11);
     static const char *const bools[] = {"true", "false", "null"};
     static const char *const ints[] = {"0", "1", "-1", "42", "-4096", "2147483648", "-2147483649",
                                        "9223372036854775807", "-9223372036854775808", "null"};
@@ -687,23 +720,28 @@ TEST(scalars_of_every_kind_match)
                                         "00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff",
                                         "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"};
     static const char *const texts[] = {"plain", "x", "Hello, World", "two words", "3 apples", "null"};
-    for (int i = 0; i < 2500; i++) {
-        /* A double from random bits (finite), printed with 17 digits: both
-         * paths must parse it to the same double. */
-        uint64_t bits = rng_next() & ~(0x7ffULL << 52);
-        bits |= (uint64_t)(1 + rng_below(2045)) << 52;
-        double d;
-        memcpy(&d, &bits, sizeof d);
-        corpus_addf(&c, DAY,
-                    "{\"b\":%s,\"nul\":null,\"i\":%s,\"hugeish\":%s%lld,\"d\":%s,\"d17\":%.17g,\"date\":\"%s\","
-                    "\"time\":\"%s\",\"ts\":\"%s\",\"ts2\":\"%s\",\"u\":\"%s\",\"s\":\"%s\","
-                    "\"date_or_ts\":\"%s\",\"ts_micros\":\"20%02d-%02d-%02d %02d:%02d:%02d.%06d\"}",
-                    PICK(bools), PICK(ints), rng_below(2) ? "-" : "", (long long)(rng_next() >> 2), PICK(doubles),
-                    d, PICK(dates), PICK(times), PICK(stamps), PICK(stamps2), PICK(uuids), PICK(texts),
-                    rng_below(2) ? PICK(dates) : PICK(stamps2), (int)rng_below(100), 1 + (int)rng_below(12),
-                    1 + (int)rng_below(28), (int)rng_below(24), (int)rng_below(60), (int)rng_below(60),
-                    (int)rng_below(1000000));
-    }
+    /* A double from random bits (finite), printed with 17 digits: both paths
+     * must parse it to the same double. */
+    uint64_t bits = rng_next() & ~(0x7ffULL << 52);
+    bits |= (uint64_t)(1 + rng_below(2045)) << 52;
+    double d;
+    memcpy(&d, &bits, sizeof d);
+    corpus_addf(c, ts,
+                "{\"b\":%s,\"nul\":null,\"i\":%s,\"hugeish\":%s%lld,\"d\":%s,\"d17\":%.17g,\"date\":\"%s\","
+                "\"time\":\"%s\",\"ts\":\"%s\",\"ts2\":\"%s\",\"u\":\"%s\",\"s\":\"%s\","
+                "\"date_or_ts\":\"%s\",\"ts_micros\":\"20%02d-%02d-%02d %02d:%02d:%02d.%06d\"}",
+                PICK(bools), PICK(ints), rng_below(2) ? "-" : "", (long long)(rng_next() >> 2), PICK(doubles), d,
+                PICK(dates), PICK(times), PICK(stamps), PICK(stamps2), PICK(uuids), PICK(texts),
+                rng_below(2) ? PICK(dates) : PICK(stamps2), (int)rng_below(100), 1 + (int)rng_below(12),
+                1 + (int)rng_below(28), (int)rng_below(24), (int)rng_below(60), (int)rng_below(60),
+                (int)rng_below(1000000));
+}
+
+TEST(scalars_of_every_kind_match)
+{
+    corpus c = {.name = "scalars"};
+    rng_seed(11);
+    for (int i = 0; i < 2500; i++) add_scalars(&c, DAY);
     /* Nothing but nulls, and nothing at all. */
     corpus_add(&c, DAY,
                "{\"b\":null,\"nul\":null,\"i\":null,\"hugeish\":null,\"d\":null,\"d17\":null,\"date\":null,"
@@ -779,14 +817,19 @@ TEST(strings_of_detected_types_match)
     }
 }
 
+/* Record i of the corpus of integers beyond BIGINT. */
+static void add_ubigint(corpus *c, int64_t ts, int i)
+{
+    static const char *const big[] = {"18446744073709551615", "9223372036854775808", "1", "-5", "0",
+                                      "9223372036854775807", "-9223372036854775808", "12345678901234567890"};
+    corpus_addf(c, ts, "{\"big\":%s,\"o\":{\"h\":%s},\"l\":[%s,%s],\"small\":%d}", big[i % 8], big[(i + 3) % 8],
+                big[(i + 5) % 8], big[(i + 1) % 8], i);
+}
+
 TEST(integers_beyond_bigint_match_as_hugeint)
 {
     corpus c = {.name = "ubigint"};
-    static const char *const big[] = {"18446744073709551615", "9223372036854775808", "1", "-5", "0",
-                                      "9223372036854775807", "-9223372036854775808", "12345678901234567890"};
-    for (int i = 0; i < 64; i++)
-        corpus_addf(&c, DAY, "{\"big\":%s,\"o\":{\"h\":%s},\"l\":[%s,%s],\"small\":%d}", big[i % 8],
-                    big[(i + 3) % 8], big[(i + 5) % 8], big[(i + 1) % 8], i);
+    for (int i = 0; i < 64; i++) add_ubigint(&c, DAY, i);
     differential_all(&c, EXPECT_SUPPORTED);
     corpus_free(&c);
 }
@@ -1029,14 +1072,19 @@ TEST(whitespace_between_tokens_matches)
 
 /* ------------------------------------------------------------ mixed kinds */
 
+/* Record i of the corpus of numbers and strings in one field. */
+static void add_int_string(corpus *c, int64_t ts, int i)
+{
+    static const char *const v[] = {"1", "\"x\"", "-5", "\"007\"", "9223372036854775807", "\"\"", "0",
+                                    "-9223372036854775808", "\"12\"", "null"};
+    corpus_addf(c, ts, "{\"m\":%s,\"o\":{\"m\":%s},\"l\":[%s,%s]}", v[i % 10], v[(i + 3) % 10], v[(i + 1) % 10],
+                v[(i + 7) % 10]);
+}
+
 TEST(int_and_string_in_one_field_match_and_are_never_declined)
 {
     corpus c = {.name = "mix_int_string"};
-    static const char *const v[] = {"1", "\"x\"", "-5", "\"007\"", "9223372036854775807", "\"\"", "0",
-                                    "-9223372036854775808", "\"12\"", "null"};
-    for (int i = 0; i < 400; i++)
-        corpus_addf(&c, DAY, "{\"m\":%s,\"o\":{\"m\":%s},\"l\":[%s,%s]}", v[i % 10], v[(i + 3) % 10],
-                    v[(i + 1) % 10], v[(i + 7) % 10]);
+    for (int i = 0; i < 400; i++) add_int_string(&c, DAY, i);
     differential_all(&c, EXPECT_SUPPORTED);
     corpus_free(&c);
 }
@@ -1206,6 +1254,680 @@ TEST(two_utc_dates_and_middle_ranges_match)
     corpus_free(&c);
 }
 
+/* ------------------------------------------------------------ the quick scan */
+
+/* The quick scan (scan.h, "Quick schema") converts a batch with columns
+ * inferred from the sample of its head alone, and stops at any value of a
+ * kind (kinds.h) the head did not have at its place. Its promise is the
+ * full way's file: so the oracle here is the batch staged whole and written
+ * by DuckDB's JSON reader, with columns inferred from the whole batch's
+ * sample as the delivery infers them. */
+
+/* The (place, kind) pairs of records, worked out here from their text with
+ * the kinds of kinds.h, to build corpora whose head holds every pair of the
+ * batch: the batches the quick scan must take. A place is the keys from the
+ * record's root, ASCII letters in lower case (the scan finds a column or
+ * field without regard to ASCII case), with "[]" for an array's elements.
+ * Kept sorted, for bsearch. */
+typedef struct pairs {
+    char **v;
+    size_t n, cap;
+} pairs;
+
+static int pair_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int pairs_has(const pairs *p, const char *s)
+{
+    return p->n && bsearch(&s, p->v, p->n, sizeof *p->v, pair_cmp) != NULL;
+}
+
+/* Adds s, which it takes (and frees if it is there already). */
+static void pairs_add(pairs *p, char *s)
+{
+    size_t lo = 0, hi = p->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(p->v[mid], s);
+        if (c == 0) {
+            free(s);
+            return;
+        }
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    if (p->n == p->cap) {
+        p->cap = p->cap ? p->cap * 2 : 64;
+        p->v = realloc(p->v, p->cap * sizeof *p->v);
+    }
+    memmove(p->v + lo + 1, p->v + lo, (p->n - lo) * sizeof *p->v);
+    p->v[lo] = s;
+    p->n++;
+}
+
+static void pairs_free(pairs *p)
+{
+    for (size_t i = 0; i < p->n; i++) free(p->v[i]);
+    free(p->v);
+    memset(p, 0, sizeof *p);
+}
+
+#define PLACE_MAX 256
+
+static const char *json_ws(const char *p)
+{
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+    return p;
+}
+
+/* The closing quote of the string whose text starts at s. */
+static const char *json_string_end(const char *s)
+{
+    while (*s != '"') s += *s == '\\' ? 2 : 1;
+    return s;
+}
+
+static void note_pair(pairs *out, const char *place, size_t n, uint32_t kind)
+{
+    pairs_add(out, text_printf("%.*s %#x", (int)n, place, (unsigned)kind));
+}
+
+/* Notes the pairs of the JSON value at p (valid: the ingest took the
+ * record) at place, its first n bytes; returns the byte after the value. */
+static const char *value_pairs(const char *p, char *place, size_t n, pairs *out)
+{
+    p = json_ws(p);
+    if (*p == '{' || *p == '[') {
+        int object = *p == '{';
+        note_pair(out, place, n, object ? SHAPE_OBJECT : SHAPE_ARRAY);
+        p = json_ws(p + 1);
+        if (*p == (object ? '}' : ']')) return p + 1;
+        for (;;) {
+            size_t m = n;
+            if (object) {
+                const char *k = p + 1, *e = json_string_end(k);
+                /* Places cut at PLACE_MAX only merge: the corpora here are
+                 * shallow. */
+                if (m < PLACE_MAX - 1) place[m++] = '.';
+                for (; k < e && m < PLACE_MAX - 3; k++) place[m++] = (char)(*k >= 'A' && *k <= 'Z' ? *k | 0x20 : *k);
+                p = json_ws(e + 1) + 1; /* past the ':' */
+            } else if (m < PLACE_MAX - 3) {
+                place[m++] = '[';
+                place[m++] = ']';
+            }
+            p = json_ws(value_pairs(p, place, m, out));
+            if (*p++ != ',') return p; /* past the '}' or ']' */
+            p = json_ws(p);
+        }
+    }
+    if (*p == '"') {
+        const char *e = json_string_end(p + 1);
+        note_pair(out, place, n, shape_string_kind(p + 1, (size_t)(e - p - 1)));
+        return e + 1;
+    }
+    if (*p == 't' || *p == 'n') {
+        note_pair(out, place, n, *p == 't' ? SHAPE_BOOLEAN : SHAPE_NULL);
+        return p + 4;
+    }
+    if (*p == 'f') {
+        note_pair(out, place, n, SHAPE_BOOLEAN);
+        return p + 5;
+    }
+    int negative = *p == '-';
+    const char *d = p + negative, *e = d;
+    while (*e >= '0' && *e <= '9') e++;
+    if (*e != '.' && *e != 'e' && *e != 'E') {
+        note_pair(out, place, n, shape_integer(negative, d, (size_t)(e - d)));
+        return e;
+    }
+    if (*e == '.')
+        for (e++; *e >= '0' && *e <= '9'; e++) continue;
+    if (*e == 'e' || *e == 'E') {
+        e++;
+        if (*e == '+' || *e == '-') e++;
+        while (*e >= '0' && *e <= '9') e++;
+    }
+    note_pair(out, place, n, SHAPE_REAL);
+    return e;
+}
+
+static void record_pairs(const char *text, pairs *out)
+{
+    char place[PLACE_MAX];
+    value_pairs(text, place, 0, out);
+}
+
+/* Brings forward, to right after the head (the records [from, from + *head)
+ * of c), each later record holding a pair that the head does not, so that
+ * the head holds every pair of the records from `from` on; *head grows by
+ * the records moved. Records keep their order and times otherwise: a corpus
+ * of one date stays one. The moves are bounded by the corpus's size. */
+static void corpus_complete_head(corpus *c, size_t from, size_t *head)
+{
+    pairs known = {0};
+    for (size_t i = from; i < from + *head && i < c->n; i++) record_pairs(c->texts[i], &known);
+    for (size_t i = from + *head; i < c->n; i++) {
+        pairs mine = {0};
+        record_pairs(c->texts[i], &mine);
+        int news = 0;
+        for (size_t k = 0; k < mine.n && !news; k++) news = !pairs_has(&known, mine.v[k]);
+        if (news) {
+            size_t at = from + *head;
+            char *text = c->texts[i];
+            int64_t ts = c->ts[i];
+            memmove(c->texts + at + 1, c->texts + at, (i - at) * sizeof *c->texts);
+            memmove(c->ts + at + 1, c->ts + at, (i - at) * sizeof *c->ts);
+            c->texts[at] = text;
+            c->ts[at] = ts;
+            (*head)++;
+            for (size_t k = 0; k < mine.n; k++) {
+                pairs_add(&known, mine.v[k]);
+                mine.v[k] = NULL;
+            }
+        }
+        pairs_free(&mine);
+    }
+    pairs_free(&known);
+}
+
+/* The quick scan of the records (from, upto] of date into dir/name, learning
+ * the kinds of (from, learn_upto] and ending the batch at max_bytes; q gets
+ * what it took (-1 until the scan tells). Not counted among the conversions
+ * of the summary line: those are the normal scan's. */
+static void quick_write(tarn_stream *s, int64_t from, int64_t upto, const char *date, const tarn_column *cols,
+                        size_t ncols, int64_t learn_upto, size_t max_bytes, tarn_writer_quick *q, const char *dir,
+                        const char *name, outcome *o)
+{
+    memset(o, 0, sizeof *o);
+    snprintf(o->path, sizeof o->path, "%s/%s", dir, name);
+    o->rows = -1;
+    *q = (tarn_writer_quick){learn_upto, max_bytes, -1, -1};
+    o->rc = tarn_writer_log_to_parquet(env.w, s, from, upto, date, cols, ncols, q, o->path, &o->rows, &o->eb);
+}
+
+/* Whether msg names record seq ("record 50", not "record 500"). */
+static int names_record(const char *msg, int64_t seq)
+{
+    char want[40];
+    int n = snprintf(want, sizeof want, "record %lld", (long long)seq);
+    for (const char *p = strstr(msg, want); p; p = strstr(p + 1, want))
+        if (p[n] < '0' || p[n] > '9') return 1;
+    return 0;
+}
+
+/* A quick scan that must stop: TARN_EUNSUPPORTED, no file, and the
+ * message names the record it stopped at (0: any). */
+static void expect_stop(const char *name, const char *what, const outcome *o, int64_t seq)
+{
+    if (o->rc != TARN_EUNSUPPORTED) {
+        printf("  FAIL %s (%s): the quick scan gives %s (%s), not TARN_EUNSUPPORTED\n", name, what,
+               tarn_err_name(o->rc), o->rc ? o->eb.msg : "a file");
+        test__cur_failed = 1;
+    } else if (seq && !names_record(o->eb.msg, seq)) {
+        printf("  FAIL %s (%s): the quick scan stopped, but not at record %lld: %s\n", name, what, (long long)seq,
+               o->eb.msg);
+        test__cur_failed = 1;
+    }
+    if (access(o->path, F_OK) == 0) {
+        printf("  FAIL %s (%s): the quick scan stopped, yet left %s\n", name, what, o->path);
+        test__cur_failed = 1;
+    }
+    if (getenv("TEST_SCAN_VERBOSE")) printf("    %s (%s): %s\n", name, what, o->eb.msg);
+}
+
+/* A write that must succeed with rows rows. */
+static void expect_rows(const char *name, const char *what, const outcome *o, int64_t rows)
+{
+    if (o->rc != TARN_OK) {
+        printf("  FAIL %s (%s): %s: %s\n", name, what, tarn_err_name(o->rc), o->eb.msg);
+        test__cur_failed = 1;
+    } else if (o->rows != rows) {
+        printf("  FAIL %s (%s): %lld rows, not %lld\n", name, what, (long long)o->rows, (long long)rows);
+        test__cur_failed = 1;
+    }
+}
+
+/* A new directory with a stream of c in it, and the staging directories
+ * dir/<name> that tests ask for. NULL on failure (reported). */
+static tarn_stream *quick_stream(const corpus *c, char **dir)
+{
+    *dir = env_subdir();
+    tarn_stream *s = stream_of(c, *dir);
+    if (!s) {
+        printf("  FAIL %s: no stream\n", c->name);
+        test__cur_failed = 1;
+    }
+    return s;
+}
+
+/* Runs a pass of kind over (from, upto] into dir/sub (made here). */
+static int stage_into(tarn_stream *s, enum tarn_stage_kind kind, int64_t from, int64_t upto, size_t max_bytes,
+                      const char *dir, const char *sub, tarn_stage_result *st, tarn_errbuf *eb)
+{
+    char *d = text_printf("%s/%s", dir, sub);
+    int rc = tarn_mkdir_p(d, eb);
+    if (rc == TARN_OK) rc = tarn_stage_batch(s, kind, from, upto, max_bytes, 1, d, st, eb);
+    free(d);
+    return rc;
+}
+
+/* The columns the delivery gives a quick scan: from the schema pass over
+ * the head (from, learn_upto] alone. */
+static int head_columns(tarn_stream *s, int64_t from, int64_t learn_upto, const char *dir, tarn_column **cols,
+                        size_t *ncols, tarn_errbuf *eb)
+{
+    tarn_stage_result st;
+    int rc = stage_into(s, TARN_STAGE_SCHEMA, from, learn_upto, SIZE_MAX, dir, "head", &st, eb);
+    if (rc == TARN_OK && st.nparts != 1) rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "a head of %zu dates", st.nparts);
+    if (rc == TARN_OK) rc = sample_columns(&st, cols, ncols, eb);
+    tarn_stage_result_free(&st);
+    if (rc == TARN_OK && getenv("TEST_SCAN_VERBOSE"))
+        for (size_t i = 0; i < *ncols; i++) printf("    head column %s %s\n", (*cols)[i].name, (*cols)[i].type);
+    return rc;
+}
+
+/* Holds the quick scan of c's records (from, n] (one UTC date), learning
+ * from (from, learn_upto], to the full way: the same file, taken whole. */
+static void quick_differential(const corpus *c, int64_t from, int64_t learn_upto)
+{
+    char *dir = NULL;
+    tarn_stream *s = quick_stream(c, &dir);
+    tarn_stage_result st;
+    memset(&st, 0, sizeof st);
+    tarn_column *ocols = NULL, *qcols = NULL;
+    size_t nocols = 0, nqcols = 0;
+    int64_t upto = (int64_t)c->n, bytes = 0;
+    tarn_errbuf eb = {{0}};
+    if (!s) goto out;
+    if (stage_into(s, TARN_STAGE_PROCESSED, from, upto, SIZE_MAX, dir, "full", &st, &eb) ||
+        sample_columns(&st, &ocols, &nocols, &eb) || head_columns(s, from, learn_upto, dir, &qcols, &nqcols, &eb)) {
+        printf("  FAIL %s: staging or inferring: %s\n", c->name, eb.msg);
+        test__cur_failed = 1;
+        goto out;
+    }
+    if (st.nparts != 1 || st.last_seq != upto) {
+        printf("  FAIL %s: staged %zu dates through seq %lld: a quick corpus is one date\n", c->name, st.nparts,
+               (long long)st.last_seq);
+        test__cur_failed = 1;
+        goto out;
+    }
+    outcome old, neu;
+    tarn_writer_quick q;
+    old_write(&st, 0, 0, ocols, nocols, dir, "full.parquet", &old);
+    quick_write(s, from, upto, st.parts[0].date, qcols, nqcols, learn_upto, SIZE_MAX, &q, dir, "quick.parquet", &neu);
+    /* Same rows, columns, compression and values; never declined. */
+    scan_case k = {c, EXPECT_SUPPORTED, NULL, 0, from, upto, NULL};
+    judge(&k, "quick scan", &old, &neu);
+    for (int64_t i = from; i < upto; i++) bytes += (int64_t)strlen(c->texts[i]);
+    if (neu.rc == TARN_OK && (q.last_seq != upto || q.bytes != bytes || neu.rows != upto - from)) {
+        printf("  FAIL %s: the quick scan took through %lld, %lld bytes, %lld rows; the range ends at %lld with %lld "
+               "bytes\n",
+               c->name, (long long)q.last_seq, (long long)q.bytes, (long long)neu.rows, (long long)upto,
+               (long long)bytes);
+        test__cur_failed = 1;
+    }
+out:
+    tarn_columns_free(ocols, nocols);
+    tarn_columns_free(qcols, nqcols);
+    tarn_stage_result_free(&st);
+    if (s) tarn_stream_close(s);
+    tarn_rm_rf(dir);
+    free(dir);
+}
+
+/* Completes the head of `head` records after `from` and holds the quick
+ * scan to the full way. */
+static void quick_all(corpus *c, size_t from, size_t head)
+{
+    corpus_complete_head(c, from, &head);
+    if (getenv("TEST_SCAN_VERBOSE")) printf("    %s: a head of %zu records\n", c->name, head);
+    quick_differential(c, (int64_t)from, (int64_t)(from + head));
+}
+
+/* The corpora that must never be declined, with a head of 40 records
+ * (heads are 2,048 in the delivery; small ones keep the test fast, and the
+ * rule is the same) completed with their later records that bring a pair of
+ * their own. */
+TEST(quick_scan_writes_what_the_full_way_writes)
+{
+    corpus u = {.name = "quick randomuser"};
+    rng_seed(42);
+    for (int i = 0; i < 400; i++) add_user(&u, DAY);
+    quick_all(&u, 0, 40);
+    corpus_free(&u);
+
+    /* A range that starts after the log's first records. */
+    corpus r = {.name = "quick iot"};
+    rng_seed(7);
+    for (int i = 0; i < 400; i++) add_reading(&r, DAY);
+    quick_all(&r, 5, 40);
+    corpus_free(&r);
+
+    corpus m = {.name = "quick mix_int_string"};
+    for (int i = 0; i < 300; i++) add_int_string(&m, DAY, i);
+    quick_all(&m, 0, 40);
+    corpus_free(&m);
+
+    corpus v = {.name = "quick scalars"};
+    rng_seed(11);
+    for (int i = 0; i < 300; i++) add_scalars(&v, DAY);
+    corpus_add(&v, DAY,
+               "{\"b\":null,\"nul\":null,\"i\":null,\"hugeish\":null,\"d\":null,\"d17\":null,\"date\":null,"
+               "\"time\":null,\"ts\":null,\"ts2\":null,\"u\":null,\"s\":null,\"date_or_ts\":null,\"ts_micros\":null}");
+    corpus_add(&v, DAY, "{}");
+    quick_all(&v, 0, 40);
+    corpus_free(&v);
+
+    corpus b = {.name = "quick ubigint"};
+    for (int i = 0; i < 200; i++) add_ubigint(&b, DAY, i);
+    quick_all(&b, 0, 40);
+    corpus_free(&b);
+}
+
+/* Record 50 of 60 holds, at one place (a column, a STRUCT's field, a list's
+ * elements), a value of a kind the head (records 1-40) never had there,
+ * which the normal scan takes with the same columns: the quick scan must
+ * stop, and take it once its head holds the record. */
+enum { QUICK_HEAD = 40, QUICK_BAD = 50, QUICK_N = 60 };
+
+TEST(quick_scan_stops_at_kinds_its_head_did_not_have)
+{
+    static const struct {
+        const char *name;
+        const char *head[2]; /* the values of every other record, in turn */
+        const char *later;   /* record 50's */
+        const char *type;    /* the type of column v */
+        int given;           /* columns given (of that type) rather than inferred from the head */
+    } cases[] = {
+        /* The normal scan writes an integer's text into VARCHAR. */
+        {"an integer among strings", {"\"alpha\"", "\"beta\""}, "7", "VARCHAR", 0},
+        {"a boolean among strings", {"\"alpha\"", "\"beta\""}, "true", "VARCHAR", 0},
+        /* The SELECT's CAST to DATE drops the time without a word; the full
+         * way would have sampled the value and made the column a TIMESTAMP
+         * or VARCHAR. The case that matters most. */
+        {"a date with a time among dates", {"\"2025-01-02\"", "\"2025-11-25\""}, "\"2025-01-02T10:00:00\"", "DATE", 0},
+        {"null where the head had none", {"1", "2"}, "null", "BIGINT", 0},
+        {"a negative integer among positive ones", {"1", "2"}, "-3", "BIGINT", 0},
+        {"a whole number among fractions", {"1.5", "2.25"}, "3", "DOUBLE", 0},
+        /* A BIGINT column would refuse it anyway: HUGEINT, as a table
+         * whose schema already has one. */
+        {"an integer of 2^63 among smaller ones", {"1", "2"}, "9223372036854775808", "HUGEINT", 1},
+    };
+    static const char *const places[] = {"v", "o.w", "l[]"};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        for (size_t pi = 0; pi < 3; pi++) {
+            char name[160];
+            snprintf(name, sizeof name, "quick: %s at %s", cases[ci].name, places[pi]);
+            corpus c = {.name = name};
+            for (int r = 1; r <= QUICK_N; r++) {
+                const char *h = cases[ci].head[r % 2], *x = r == QUICK_BAD ? cases[ci].later : h;
+                corpus_addf(&c, DAY, "{\"k\":%d,\"v\":%s,\"o\":{\"w\":%s},\"l\":[%s]}", r, pi == 0 ? x : h,
+                            pi == 1 ? x : h, pi == 2 ? x : h);
+            }
+            char *dir = NULL, *w = text_printf("STRUCT(\"w\" %s)", cases[ci].type),
+                 *l = text_printf("%s[]", cases[ci].type);
+            tarn_column given[] = {{"k", "BIGINT"}, {"v", (char *)cases[ci].type}, {"o", w}, {"l", l},
+                                   {"_ingested_at", "TIMESTAMP"}, {"_seq", "BIGINT"}};
+            tarn_column *inferred = NULL;
+            size_t ninferred = 0;
+            tarn_errbuf eb = {{0}};
+            tarn_stream *s = quick_stream(&c, &dir);
+            if (s && !cases[ci].given && head_columns(s, 0, QUICK_HEAD, dir, &inferred, &ninferred, &eb)) {
+                printf("  FAIL %s: inferring the head's columns: %s\n", name, eb.msg);
+                test__cur_failed = 1;
+            } else if (s) {
+                const tarn_column *cols = cases[ci].given ? given : inferred;
+                size_t ncols = cases[ci].given ? sizeof given / sizeof given[0] : ninferred;
+                /* The case is what it says: v has the type. */
+                for (size_t i = 0; i < ncols; i++)
+                    if (strcmp(cols[i].name, "v") == 0 && strcmp(cols[i].type, cases[ci].type) != 0) {
+                        printf("  FAIL %s: column v is %s, not %s\n", name, cols[i].type, cases[ci].type);
+                        test__cur_failed = 1;
+                    }
+                scan_case k = {&c, EXPECT_SUPPORTED, cols, ncols, 0, QUICK_N, NULL};
+                outcome normal, quick, ctl;
+                tarn_writer_quick q;
+                /* The normal scan takes record 50: a stop below is the kind
+                 * check's. */
+                new_write(s, &k, QUICK_N, "2025-11-25", cols, ncols, dir, "normal.parquet", &normal);
+                expect_rows(name, "normal scan", &normal, QUICK_N);
+                quick_write(s, 0, QUICK_N, "2025-11-25", cols, ncols, QUICK_HEAD, SIZE_MAX, &q, dir, "quick.parquet",
+                            &quick);
+                expect_stop(name, "quick scan", &quick, QUICK_BAD);
+                /* With record 50 in the head, the same scan takes it, and
+                 * writes what the normal scan wrote. */
+                quick_write(s, 0, QUICK_N, "2025-11-25", cols, ncols, QUICK_N, SIZE_MAX, &q, dir, "ctl.parquet", &ctl);
+                judge(&k, "quick scan learning every record", &normal, &ctl);
+            }
+            tarn_columns_free(inferred, ninferred);
+            if (s) tarn_stream_close(s);
+            tarn_rm_rf(dir);
+            free(dir);
+            free(w);
+            free(l);
+            corpus_free(&c);
+        }
+    }
+}
+
+/* The quick scan is of one UTC date, the head's: the batch ends before the
+ * first record of another (the full way would make it a part of its own;
+ * the next batch starts with it), where the normal scan of that date passes
+ * it by. Records 1-49 at 23:59:59.5, record 50 half a second later, on the
+ * next day, and 51-60 back at 23:59:59.5 (a clock set back). */
+TEST(quick_scan_ends_the_batch_at_another_utc_date)
+{
+    const char *name = "quick: another date";
+    corpus c = {.name = name};
+    for (int r = 1; r <= QUICK_N; r++) corpus_addf(&c, r == QUICK_BAD ? EARLY : LATE, "{\"k\":%d,\"v\":\"x\"}", r);
+    char *dir = NULL;
+    tarn_column *cols = NULL;
+    size_t ncols = 0;
+    tarn_errbuf eb = {{0}};
+    tarn_stream *s = quick_stream(&c, &dir);
+    if (s && head_columns(s, 0, QUICK_HEAD, dir, &cols, &ncols, &eb)) {
+        printf("  FAIL %s: inferring the head's columns: %s\n", name, eb.msg);
+        test__cur_failed = 1;
+    } else if (s) {
+        scan_case k = {&c, EXPECT_SUPPORTED, cols, ncols, 0, QUICK_N, NULL};
+        outcome normal, quick, before;
+        tarn_writer_quick q;
+        new_write(s, &k, QUICK_N, "2025-11-25", cols, ncols, dir, "normal.parquet", &normal);
+        expect_rows(name, "normal scan", &normal, QUICK_N - 1);
+        quick_write(s, 0, QUICK_N, "2025-11-25", cols, ncols, QUICK_HEAD, SIZE_MAX, &q, dir, "quick.parquet", &quick);
+        expect_rows(name, "quick scan", &quick, QUICK_BAD - 1);
+        CHECK_EQ_INT(q.last_seq, QUICK_BAD - 1);
+        /* The same as the normal scan of records 1-49. */
+        scan_case k49 = {&c, EXPECT_SUPPORTED, cols, ncols, 0, QUICK_BAD - 1, NULL};
+        new_write(s, &k49, QUICK_BAD - 1, "2025-11-25", cols, ncols, dir, "before.parquet", &before);
+        judge(&k49, "quick scan ending before record 50", &before, &quick);
+    }
+    tarn_columns_free(cols, ncols);
+    if (s) tarn_stream_close(s);
+    tarn_rm_rf(dir);
+    free(dir);
+    corpus_free(&c);
+}
+
+/* Keys spelled with other capitals than their column: the scan puts the
+ * value in the column (scan.h) and learns and checks kinds per column, so
+ * the spelling alone does not stop it; a kind the column did not learn
+ * does, under any spelling. (The full way samples "ID" as a path of its own,
+ * keys being compared byte for byte (stage.h), and DuckDB may infer a column
+ * per spelling: scan.h accepts that the quick scan differs there. Asserted
+ * here is what the scan does: what the normal scan writes, or a stop where
+ * the normal scan takes the record.) */
+TEST(quick_scan_takes_keys_in_other_capitals_as_their_column)
+{
+    static const struct {
+        const char *name, *later;
+        int stops;
+    } cases[] = {
+        {"quick: keys in capitals, kinds of the head", "{\"ID\":\"u50\",\"Name\":\"n 50\"}", 0},
+        /* An integer into the VARCHAR column id: the normal scan takes it. */
+        {"quick: a key in capitals, a kind of its own", "{\"ID\":50,\"name\":\"n 50\"}", 1},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const char *name = cases[ci].name;
+        corpus c = {.name = name};
+        for (int r = 1; r <= QUICK_N; r++) {
+            if (r == QUICK_BAD) corpus_add(&c, DAY, cases[ci].later);
+            else corpus_addf(&c, DAY, "{\"id\":\"u%d\",\"name\":\"n %d\"}", r, r);
+        }
+        char *dir = NULL;
+        tarn_column *cols = NULL;
+        size_t ncols = 0;
+        tarn_errbuf eb = {{0}};
+        tarn_stream *s = quick_stream(&c, &dir);
+        if (s && head_columns(s, 0, QUICK_HEAD, dir, &cols, &ncols, &eb)) {
+            printf("  FAIL %s: inferring the head's columns: %s\n", name, eb.msg);
+            test__cur_failed = 1;
+        } else if (s) {
+            scan_case k = {&c, EXPECT_SUPPORTED, cols, ncols, 0, QUICK_N, NULL};
+            outcome normal, quick;
+            tarn_writer_quick q;
+            new_write(s, &k, QUICK_N, "2025-11-25", cols, ncols, dir, "normal.parquet", &normal);
+            expect_rows(name, "normal scan", &normal, QUICK_N);
+            quick_write(s, 0, QUICK_N, "2025-11-25", cols, ncols, QUICK_HEAD, SIZE_MAX, &q, dir, "quick.parquet",
+                        &quick);
+            if (cases[ci].stops) expect_stop(name, "quick scan", &quick, QUICK_BAD);
+            else judge(&k, "quick scan against the normal one", &normal, &quick);
+        }
+        tarn_columns_free(cols, ncols);
+        if (s) tarn_stream_close(s);
+        tarn_rm_rf(dir);
+        free(dir);
+        corpus_free(&c);
+    }
+}
+
+/* The quick scan ends the batch where the staging would (the record whose
+ * payload bytes make the total reach the budget is the last), so that the
+ * checkpoint is the same whichever way a batch took. Users of about 1 KB:
+ * 3,000 span two vectors, taken by both of the writer's threads. */
+TEST(quick_scan_ends_batches_by_the_staging_byte_rule)
+{
+    corpus c = {.name = "quick budget"};
+    rng_seed(43);
+    for (int i = 0; i < 3000; i++) add_user(&c, DAY);
+    size_t head = QUICK_HEAD;
+    corpus_complete_head(&c, 0, &head);
+    int64_t n = (int64_t)c.n, *upto_bytes = calloc(c.n + 1, sizeof *upto_bytes);
+    for (size_t i = 0; i < c.n; i++) upto_bytes[i + 1] = upto_bytes[i] + (int64_t)strlen(c.texts[i]);
+    const struct {
+        const char *what;
+        size_t budget;
+        int64_t last; /* the record that ends the batch */
+    } budgets[] = {
+        {"a budget a byte short of record 1700's end", (size_t)upto_bytes[1700] - 1, 1700},
+        {"a budget at record 2100's end", (size_t)upto_bytes[2100], 2100},
+        {"a budget smaller than the first record", 1, 1},
+        {"a budget larger than everything", (size_t)upto_bytes[n] + 1, n},
+        {"no budget", SIZE_MAX, n},
+    };
+    char *dir = NULL;
+    tarn_column *cols = NULL;
+    size_t ncols = 0;
+    tarn_errbuf eb = {{0}};
+    tarn_stream *s = quick_stream(&c, &dir);
+    if (s && head_columns(s, 0, (int64_t)head, dir, &cols, &ncols, &eb)) {
+        printf("  FAIL %s: inferring the head's columns: %s\n", c.name, eb.msg);
+        test__cur_failed = 1;
+    } else if (s) {
+        for (size_t b = 0; b < sizeof budgets / sizeof budgets[0]; b++) {
+            const char *what = budgets[b].what;
+            char sub[32], file[32];
+            tarn_stage_result schema, staged;
+            memset(&schema, 0, sizeof schema);
+            memset(&staged, 0, sizeof staged);
+            snprintf(sub, sizeof sub, "schema%zu", b);
+            int rc = stage_into(s, TARN_STAGE_SCHEMA, 0, n, budgets[b].budget, dir, sub, &schema, &eb);
+            snprintf(sub, sizeof sub, "processed%zu", b);
+            if (rc == TARN_OK) rc = stage_into(s, TARN_STAGE_PROCESSED, 0, n, budgets[b].budget, dir, sub, &staged, &eb);
+            if (rc != TARN_OK || schema.nparts != 1 || staged.nparts != 1) {
+                printf("  FAIL %s (%s): staging: %s\n", c.name, what, rc ? eb.msg : "not one part");
+                test__cur_failed = 1;
+            } else {
+                /* The test's own sums agree with the staging ... */
+                CHECK_EQ_INT(schema.last_seq, budgets[b].last);
+                CHECK_EQ_INT(schema.bytes, upto_bytes[budgets[b].last]);
+                /* ... and the quick scan with both. */
+                outcome old, neu;
+                tarn_writer_quick q;
+                snprintf(file, sizeof file, "quick%zu.parquet", b);
+                quick_write(s, 0, n, schema.parts[0].date, cols, ncols, (int64_t)head, budgets[b].budget, &q, dir,
+                            file, &neu);
+                expect_rows(c.name, what, &neu, schema.last_seq);
+                if (neu.rc == TARN_OK && (q.last_seq != schema.last_seq || q.bytes != schema.bytes)) {
+                    printf("  FAIL %s (%s): the quick scan took through %lld, %lld bytes; the staging through %lld, "
+                           "%lld bytes\n",
+                           c.name, what, (long long)q.last_seq, (long long)q.bytes, (long long)schema.last_seq,
+                           (long long)schema.bytes);
+                    test__cur_failed = 1;
+                }
+                /* The very rows the staged batch holds. */
+                snprintf(file, sizeof file, "staged%zu.parquet", b);
+                old_write(&staged, 0, 0, cols, ncols, dir, file, &old);
+                scan_case k = {&c, EXPECT_SUPPORTED, cols, ncols, 0, staged.last_seq, NULL};
+                judge(&k, what, &old, &neu);
+            }
+            tarn_stage_result_free(&schema);
+            tarn_stage_result_free(&staged);
+        }
+    }
+    tarn_columns_free(cols, ncols);
+    if (s) tarn_stream_close(s);
+    tarn_rm_rf(dir);
+    free(dir);
+    free(upto_bytes);
+    corpus_free(&c);
+}
+
+/* The scan learns the head by converting it: a head record that does not
+ * convert (a fraction where the given columns make a VARCHAR, as a table's
+ * schema may) fails the quick scan before it writes anything. Record 40,
+ * the head's last, is that one. */
+TEST(quick_scan_fails_on_a_head_it_cannot_convert)
+{
+    const char *name = "quick: a head that does not convert";
+    corpus c = {.name = name};
+    for (int r = 1; r <= QUICK_N; r++) {
+        if (r == QUICK_HEAD) corpus_addf(&c, DAY, "{\"k\":%d,\"v\":1.5}", r);
+        else corpus_addf(&c, DAY, "{\"k\":%d,\"v\":\"s %d\"}", r, r);
+    }
+    tarn_column cols[] = {{"k", "BIGINT"}, {"v", "VARCHAR"}, {"_ingested_at", "TIMESTAMP"}, {"_seq", "BIGINT"}};
+    char *dir = NULL;
+    tarn_stream *s = quick_stream(&c, &dir);
+    if (s) {
+        outcome o;
+        tarn_writer_quick q;
+        quick_write(s, 0, QUICK_N, "2025-11-25", cols, 4, QUICK_HEAD, SIZE_MAX, &q, dir, "whole.parquet", &o);
+        expect_stop(name, "the whole range", &o, QUICK_HEAD);
+        /* A budget that ends the batch at record 1, which converts: only the
+         * learning reads record 40. */
+        quick_write(s, 0, QUICK_N, "2025-11-25", cols, 4, QUICK_HEAD, 1, &q, dir, "one.parquet", &o);
+        expect_stop(name, "a batch of record 1", &o, QUICK_HEAD);
+        /* Without record 40, the same columns take the head. */
+        quick_write(s, 0, QUICK_HEAD - 1, "2025-11-25", cols, 4, QUICK_HEAD - 1, SIZE_MAX, &q, dir, "ctl.parquet",
+                    &o);
+        expect_rows(name, "records 1-39", &o, QUICK_HEAD - 1);
+        /* A quick scan is of one date (writer.h): without one it fails, and
+         * writes nothing. */
+        memset(&o, 0, sizeof o);
+        snprintf(o.path, sizeof o.path, "%s/nodate.parquet", dir);
+        q = (tarn_writer_quick){QUICK_HEAD - 1, SIZE_MAX, -1, -1};
+        o.rc = tarn_writer_log_to_parquet(env.w, s, 0, QUICK_HEAD - 1, NULL, cols, 4, &q, o.path, &o.rows, &o.eb);
+        CHECK(o.rc != TARN_OK);
+        CHECK(access(o.path, F_OK) != 0);
+        tarn_stream_close(s);
+    }
+    tarn_rm_rf(dir);
+    free(dir);
+    corpus_free(&c);
+}
+
 /* Runs a test unless a name was given on the command line that it does not
  * contain: `test_scan lists` runs lists_match alone. */
 static const char *only;
@@ -1241,6 +1963,12 @@ int main(int argc, char **argv)
     RUN_SELECTED(other_mixed_kinds_match_or_are_declined);
     RUN_SELECTED(values_converted_to_given_columns_match);
     RUN_SELECTED(two_utc_dates_and_middle_ranges_match);
+    RUN_SELECTED(quick_scan_writes_what_the_full_way_writes);
+    RUN_SELECTED(quick_scan_stops_at_kinds_its_head_did_not_have);
+    RUN_SELECTED(quick_scan_ends_the_batch_at_another_utc_date);
+    RUN_SELECTED(quick_scan_takes_keys_in_other_capitals_as_their_column);
+    RUN_SELECTED(quick_scan_ends_batches_by_the_staging_byte_rule);
+    RUN_SELECTED(quick_scan_fails_on_a_head_it_cannot_convert);
     printf("the new path declined %d of %d conversions%s%s\n", env.nunsupported, env.nconversions,
            env.nunsupported ? ", in: " : "", env.declined.data ? env.declined.data : "");
     env_close();
