@@ -28,8 +28,8 @@
 #define SHAPE_REAL (1u << 9)    /* a fraction or an exponent */
 #define SHAPE_STRING (1u << 10) /* text that cannot be a DATE, TIME, TIMESTAMP or UUID */
 /* Text that might be one is kept apart by its length instead (0 .. 62, 63
- * for longer), in a second set of bits (text_lengths); a kind value SHAPE_TEXT | length
- * stands for it. */
+ * for longer), in a second set of bits (text_lengths); a kind value
+ * SHAPE_TEXT | length stands for it. */
 #define SHAPE_TEXT (1u << 31)
 
 /* Non-zero if DuckDB might read the string text s (n bytes as written) as
@@ -86,6 +86,13 @@ static inline uint32_t shape_integer(int negative, const char *d, size_t n)
 static inline int shape_kind_in(uint32_t kinds, uint64_t text_lengths, uint32_t kind)
 {
     return kind & SHAPE_TEXT ? (int)(text_lengths >> (kind & 63) & 1) : (kinds & kind) != 0;
+}
+
+/* Adds kind to kinds / text_lengths. */
+static inline void shape_kind_add(uint32_t *kinds, uint64_t *text_lengths, uint32_t kind)
+{
+    if (kind & SHAPE_TEXT) *text_lengths |= 1ull << (kind & 63);
+    else *kinds |= kind;
 }
 
 /* A few words for kind, for messages. */

@@ -451,8 +451,7 @@ static int cur_kind(scan_cur *c, const scan_node *t, uint32_t kind)
 {
     if (c->kinds == SCAN_KINDS_LEARN) {
         scan_node *m = (scan_node *)t;
-        if (kind & SHAPE_TEXT) m->text_lengths |= 1ull << (kind & 63);
-        else m->kinds |= kind;
+        shape_kind_add(&m->kinds, &m->text_lengths, kind);
         return TARN_OK;
     }
     if (shape_kind_in(t->kinds, t->text_lengths, kind)) return TARN_OK;
@@ -688,6 +687,17 @@ static int scan_date_matches(tarn_scan *sc, int64_t ts)
     return sc->day_match;
 }
 
+/* Appends a record to w's chunk as its row n. */
+static int scan_row_add(scan_worker *w, idx_t n, int64_t seq, int64_t ts, const char *data, size_t len)
+{
+    scan_row *r = &w->rows[n];
+    r->off = w->recs.len;
+    r->len = len;
+    r->seq = seq;
+    r->ts = ts;
+    return tarn_buf_append(&w->recs, data, len);
+}
+
 /* Copies the next records of the job into w: *n rows. */
 static int scan_take(tarn_scan *sc, scan_worker *w, idx_t cap, idx_t *n)
 {
@@ -713,12 +723,7 @@ static int scan_take(tarn_scan *sc, scan_worker *w, idx_t cap, idx_t *n)
             sc->done = 1;
             break;
         }
-        scan_row *r = &w->rows[*n];
-        r->off = w->recs.len;
-        r->len = len;
-        r->seq = seq;
-        r->ts = ts;
-        if ((rc = tarn_buf_append(&w->recs, data, len))) {
+        if ((rc = scan_row_add(w, *n, seq, ts, data, len))) {
             snprintf(w->eb.msg, sizeof w->eb.msg, "out of memory for the records of a scan");
             break;
         }
@@ -1024,13 +1029,8 @@ static int scan_learn(tarn_scan *sc, tarn_stream *s, int64_t learn_upto, tarn_er
             tarn_buf_reset(&w->recs);
             for (size_t f = 0; f < nf; f++) w->top[f] = duckdb_data_chunk_get_vector(chunk, f);
         }
-        scan_row *row = &w->rows[n];
-        row->off = w->recs.len;
-        row->len = len;
-        row->seq = seq;
-        row->ts = ts;
-        if ((rc = tarn_buf_append(&w->recs, data, len))) break;
-        if ((rc = scan_record(sc, w, row, w->top, n))) {
+        if ((rc = scan_row_add(w, n, seq, ts, data, len))) break;
+        if ((rc = scan_record(sc, w, &w->rows[n], w->top, n))) {
             tarn_errbuf_set(eb, rc, "%s", w->eb.msg);
             break;
         }

@@ -403,8 +403,7 @@ SHAPE_INLINE int shape_seen(const shape_node *n, uint32_t kind)
 SHAPE_INLINE int shape_note(stage_shape *sh, shape_node *n, uint32_t kind)
 {
     if (shape_seen(n, kind)) return 0;
-    if (kind & SHAPE_TEXT) n->text_lengths |= 1ull << (kind & 63);
-    else n->kinds |= kind;
+    shape_kind_add(&n->kinds, &n->text_lengths, kind);
     if (kind == SHAPE_UBIGINT) sh->ubigint = 1;
     return 1;
 }
