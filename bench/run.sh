@@ -6,8 +6,8 @@
 #   bench/run.sh quick      smaller data, shorter runs (about 2 minutes)
 #   bench/run.sh --only 1,3 only some benchmarks (numbers as in the README)
 #
-# Builds the peer programs into bench/out/bin, installs wrk (Debian package)
-# if it is missing, then runs bench/tarnbench.py. Results: bench/out/results.md.
+# Builds the peer programs and the query client into bench/out/bin, installs
+# wrk (Debian package) if it is missing, then runs bench/tarnbench.py. Results: bench/out/results.md.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -39,6 +39,7 @@ mkdir -p "$BIN"
 CFLAGS="-std=c11 -O2 -g -Wall -Wextra -pthread"
 $CC $CFLAGS -o "$BIN/fsync_writer" bench/peers/fsync_writer.c
 $CC $CFLAGS -o "$BIN/post_server" bench/peers/post_server.c -lmicrohttpd
+$CC $CFLAGS -o "$BIN/query_client" bench/clients/query_client.c
 # The peers use the library Tarn runs with (build/lib/libduckdb.so).
 for p in duckdb_copy duckdb_query; do
     $CC $CFLAGS -isystem "$DUCKDB_INCLUDE" -o "$BIN/$p" "bench/peers/$p.c" \
