@@ -41,19 +41,7 @@ int tarn_buf_reserve(tarn_buf *b, size_t extra)
     return TARN_OK;
 }
 
-int tarn_buf_append(tarn_buf *b, const void *p, size_t n)
-{
-    int rc = tarn_buf_reserve(b, n);
-    if (rc) return rc;
-    if (n) memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return TARN_OK;
-}
-
 int tarn_buf_append_str(tarn_buf *b, const char *s) { return tarn_buf_append(b, s, strlen(s)); }
-
-int tarn_buf_append_char(tarn_buf *b, char c) { return tarn_buf_append(b, &c, 1); }
 
 int tarn_buf_vprintf(tarn_buf *b, const char *fmt, va_list ap)
 {
@@ -78,18 +66,30 @@ int tarn_buf_printf(tarn_buf *b, const char *fmt, ...)
     return rc;
 }
 
+/* 1 for the bytes a JSON string must escape: control characters, '"' and
+ * '\\'. */
+static const unsigned char json_escaped[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    ['"'] = 1, ['\\'] = 1,
+};
+
 int tarn_buf_append_json_str(tarn_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
+    /* Room for the text unescaped and its quotes: the common case needs no
+     * more, and each escape reserves what it adds. */
+    size_t start = b->len;
     int rc = tarn_buf_reserve(b, n + 2);
     if (rc) return rc;
-    b->data[b->len++] = '"';
+    char *out = b->data + b->len;
+    *out++ = '"';
     size_t run = 0; /* start of the pending run of bytes needing no escape */
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        if ((rc = tarn_buf_append(b, s + run, i - run))) return rc;
-        char esc[7] = {'\\', 0};
+        if (!json_escaped[c]) continue;
+        if (i > run) memcpy(out, s + run, i - run);
+        out += i - run;
+        char esc[6] = {'\\', 0};
         size_t elen = 2;
         switch (c) {
         case '"': esc[1] = '"'; break;
@@ -104,11 +104,24 @@ int tarn_buf_append_json_str(tarn_buf *b, const char *s, size_t n)
             esc[4] = hex[c >> 4]; esc[5] = hex[c & 15];
             elen = 6;
         }
-        if ((rc = tarn_buf_append(b, esc, elen))) return rc;
+        /* Room for the escape, the rest of the text and the closing quote. */
+        b->len = (size_t)(out - b->data);
+        if ((rc = tarn_buf_reserve(b, elen + (n - i - 1) + 1))) {
+            b->len = start; /* as it was */
+            b->data[start] = '\0';
+            return rc;
+        }
+        out = b->data + b->len;
+        memcpy(out, esc, elen);
+        out += elen;
         run = i + 1;
     }
-    if ((rc = tarn_buf_append(b, s + run, n - run))) return rc;
-    return tarn_buf_append_char(b, '"');
+    if (n > run) memcpy(out, s + run, n - run);
+    out += n - run;
+    *out++ = '"';
+    *out = '\0';
+    b->len = (size_t)(out - b->data);
+    return TARN_OK;
 }
 
 char *tarn_buf_steal(tarn_buf *b)

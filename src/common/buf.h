@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "err.h"
 
@@ -32,14 +33,27 @@ void tarn_buf_free(tarn_buf *b);
 void tarn_buf_reset(tarn_buf *b);
 /* Ensures room for `extra` more bytes (plus the terminator). */
 int tarn_buf_reserve(tarn_buf *b, size_t extra);
-int tarn_buf_append(tarn_buf *b, const void *p, size_t n);
+/* Appends n bytes. Inline: result encoding calls it for every value, and
+ * the room is almost always there already (cap never exceeds max + 1, so
+ * fitting in cap is within the limit). */
+static inline int tarn_buf_append(tarn_buf *b, const void *p, size_t n)
+{
+    if (n >= b->cap - b->len) { /* cap - len >= 1 once allocated; 0 before */
+        int rc = tarn_buf_reserve(b, n);
+        if (rc) return rc;
+    }
+    if (n) memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return TARN_OK;
+}
+static inline int tarn_buf_append_char(tarn_buf *b, char c) { return tarn_buf_append(b, &c, 1); }
 int tarn_buf_append_str(tarn_buf *b, const char *s);
-int tarn_buf_append_char(tarn_buf *b, char c);
 int tarn_buf_printf(tarn_buf *b, const char *fmt, ...) TARN_PRINTF(2, 3);
 int tarn_buf_vprintf(tarn_buf *b, const char *fmt, va_list ap);
 /* Appends s (n bytes, may hold NULs) as a quoted JSON string, escaping
  * quotes, backslashes and control characters. Bytes >= 0x80 are copied as
- * they are (callers pass UTF-8). */
+ * they are (callers pass UTF-8). On an error b is left as it was. */
 int tarn_buf_append_json_str(tarn_buf *b, const char *s, size_t n);
 /* Hands the data to the caller (who frees it with free()) and empties b.
  * Returns an empty, allocated string if nothing was appended. */

@@ -31,6 +31,7 @@ void query_col_free(query_col *c)
         free(c->enum_names);
     }
     if (c->name) duckdb_free(c->name);
+    tarn_buf_free(&c->json_key);
     if (c->lt) duckdb_destroy_logical_type(&c->lt);
 }
 
@@ -93,6 +94,15 @@ int query_col_init(query_col *c, duckdb_logical_type lt)
         }
         int rc = query_col_init(&c->children[i], ct);
         c->children[i].name = name;
+        if (!rc && c->id == DUCKDB_TYPE_STRUCT) {
+            /* Every row repeats it: encoded once. */
+            query_col *f = &c->children[i];
+            const char *n = name ? name : "";
+            tarn_buf_init(&f->json_key, 0);
+            rc = tarn_buf_append_json_str(&f->json_key, n, strlen(n));
+            if (!rc) rc = tarn_buf_append_char(&f->json_key, ':');
+            if (rc) rc = TARN_ENOMEM;
+        }
         if (rc) return rc;
     }
     return TARN_OK;
@@ -580,10 +590,9 @@ int query_json(query_run *r, query_col *c, duckdb_vector v, idx_t row, tarn_buf 
     case DUCKDB_TYPE_STRUCT: {
         rc = tarn_buf_append_char(b, '{');
         for (size_t i = 0; i < c->nchildren && !rc; i++) {
-            const char *n = c->children[i].name ? c->children[i].name : "";
+            const tarn_buf *key = &c->children[i].json_key;
             if (i) rc = tarn_buf_append_char(b, ',');
-            if (!rc) rc = tarn_buf_append_json_str(b, n, strlen(n));
-            if (!rc) rc = tarn_buf_append_char(b, ':');
+            if (!rc) rc = tarn_buf_append(b, key->data, key->len);
             if (!rc) rc = query_json(r, &c->children[i], duckdb_struct_vector_get_child(v, i), row, b);
         }
         return rc ? rc : tarn_buf_append_char(b, '}');

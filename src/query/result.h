@@ -22,6 +22,7 @@ typedef struct query_col {
     duckdb_type id;
     duckdb_logical_type lt;
     char *name;               /* field / member name inside STRUCT or UNION */
+    tarn_buf json_key;        /* STRUCT field: the name as a JSON key with its ':' */
     uint8_t width, scale;     /* DECIMAL */
     duckdb_type internal;     /* DECIMAL and ENUM storage type */
     uint32_t enum_size;

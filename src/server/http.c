@@ -20,11 +20,16 @@
 #define LOG "http"
 
 enum MHD_Result http_reply_headers(struct MHD_Connection *conn, unsigned status, const char *content_type,
-                                   const tarn_buf *body, const http_header *extra, size_t nextra)
+                                   tarn_buf *body, const http_header *extra, size_t nextra)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(body->len, body->data ? body->data : (void *)"", MHD_RESPMEM_MUST_COPY);
-    if (!resp) return MHD_NO;
+    size_t len = body->len;
+    char *data = tarn_buf_steal(body); /* malloc'd: libmicrohttpd free()s it */
+    if (!data) return MHD_NO;
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(data);
+        return MHD_NO;
+    }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     for (size_t i = 0; i < nextra; i++) MHD_add_response_header(resp, extra[i].name, extra[i].value);

@@ -49,9 +49,11 @@ size_t tarn_http_unescape(void *cls, struct MHD_Connection *conn, char *uri);
 typedef struct http_header {
     const char *name, *value;
 } http_header;
-/* body with Content-Type, Cache-Control: no-store and nextra more headers. */
+/* body with Content-Type, Cache-Control: no-store and nextra more headers.
+ * The reply takes body's data (no copy of a large result); body is left
+ * empty, and freeing it stays the caller's. */
 enum MHD_Result http_reply_headers(struct MHD_Connection *conn, unsigned status, const char *content_type,
-                                   const tarn_buf *body, const http_header *extra, size_t nextra);
+                                   tarn_buf *body, const http_header *extra, size_t nextra);
 enum MHD_Result http_reply(struct MHD_Connection *conn, unsigned status, const char *content_type, tarn_buf *body);
 /* The JSON error body for code (status from the code; TARN_EUNAVAILABLE, a
  * 503, also carries Retry-After: 1). */
