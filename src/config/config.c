@@ -127,6 +127,7 @@ static const struct config_key config_keys[] = {
     {"limits.max_depth", CFG_INT, CFG_AT(max_depth), 1, 1024},
     {"limits.max_records", CFG_INT, CFG_AT(max_records), 1, 10000000},
     {"limits.max_connections", CFG_INT, CFG_AT(max_connections), 1, 100000},
+    {"http.threads", CFG_INT, CFG_AT(http_threads), 0, 64},
     {"limits.max_inflight", CFG_SIZE, CFG_AT(max_inflight), 1048576, 1e12},
     {"limits.max_backlog", CFG_SIZE, CFG_AT(max_backlog), 1048576, 1e15},
     {"buffering.size", CFG_SIZE, CFG_AT(buffer_size), 1024, 16384.0 * 1048576},

@@ -14,6 +14,7 @@
  *   buffering: {size: 64MiB, interval: 1s}
  *   compaction: {target_size: 128MiB, min_files: 4, grace: 5m, interval: 10s}
  *   stream:    {segment_size: 64MiB}
+ *   http:      {threads: 0}        (HTTP threads; 0 = one per core)
  *   query:     {timeout: 60s, max_rows: 100000, threads: 0, memory_limit: ""}
  */
 #ifndef TARN_CONFIG_H
@@ -34,6 +35,7 @@ typedef struct tarn_config {
     size_t max_depth;
     size_t max_records;
     unsigned max_connections;
+    int http_threads;         /* libmicrohttpd's threads, each with its epoll loop; 0 = one per core */
     size_t max_inflight;      /* request bodies held in memory at once, all connections together */
     size_t max_backlog;       /* per table: acknowledged, not yet delivered bytes before ingest answers 503 */
 

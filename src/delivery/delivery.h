@@ -93,6 +93,15 @@ int tarn_delivery_table(tarn_delivery *d, const char *db, const char *table, int
  * failing, and the client should retry later. */
 int tarn_table_append(tarn_delivery *d, tarn_table *t, const tarn_record *recs, size_t n, int64_t *first_seq,
                       int64_t *last_seq, tarn_errbuf *eb);
+/* The same without waiting (see tarn_stream_append_async): on TARN_OK the
+ * records are written and w->done is called once they are durable, or with
+ * TARN_EIO if the log failed; the caller then reports the failure with
+ * tarn_table_log_failed. */
+int tarn_table_append_async(tarn_delivery *d, tarn_table *t, const tarn_record *recs, size_t n, int64_t *first_seq,
+                            int64_t *last_seq, tarn_stream_waiter *w, tarn_errbuf *eb);
+/* Marks the delivery failed after table t's log failed (msg says how): no
+ * table acknowledges anything more and the server exits non-zero. */
+void tarn_table_log_failed(tarn_delivery *d, tarn_table *t, const char *msg);
 /* What a flush waits for. */
 enum { TARN_FLUSH_ALL, TARN_FLUSH_PROCESSED };
 /* Delivers everything acknowledged so far and returns once it is published

@@ -10,50 +10,51 @@
 
 #define API_FLUSH_TIMEOUT_MS (10 * 60 * 1000)
 
-static enum MHD_Result api_reply_buf(struct MHD_Connection *conn, int rc, tarn_buf *b, const tarn_errbuf *eb)
+static void api_reply_buf(http_request *req, int rc, tarn_buf *b, const tarn_errbuf *eb)
 {
-    enum MHD_Result r = rc ? http_reply_error(conn, rc, eb->msg) : http_reply(conn, MHD_HTTP_OK, "application/json", b);
+    if (rc) http_reply_error(req, rc, eb->msg);
+    else http_reply(req, MHD_HTTP_OK, "application/json", b);
     tarn_buf_free(b);
-    return r;
 }
 
-enum MHD_Result api_databases(tarn_server *s, struct MHD_Connection *conn)
+void api_databases(tarn_server *s, http_request *req)
 {
     tarn_buf b;
     tarn_buf_init(&b, 64 << 20);
     tarn_errbuf eb = {{0}};
     int rc = tarn_catalog_databases_json(s->cat, &b, &eb);
-    return api_reply_buf(conn, rc, &b, &eb);
+    api_reply_buf(req, rc, &b, &eb);
 }
 
-enum MHD_Result api_tables(tarn_server *s, struct MHD_Connection *conn)
+void api_tables(tarn_server *s, http_request *req)
 {
     tarn_buf b;
     tarn_buf_init(&b, 64 << 20);
     tarn_errbuf eb = {{0}};
-    const char *db = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "database");
+    const char *db = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "database");
     int rc = db && !tarn_name_valid(db) ? tarn_errbuf_set(&eb, TARN_EINVAL, "invalid database name") : TARN_OK;
     if (!rc) rc = tarn_catalog_tables_json(s->cat, db, &b, &eb);
-    return api_reply_buf(conn, rc, &b, &eb);
+    api_reply_buf(req, rc, &b, &eb);
 }
 
-enum MHD_Result api_table(tarn_server *s, struct MHD_Connection *conn, const char *db, const char *table)
+void api_table(tarn_server *s, http_request *req)
 {
     tarn_buf b;
     tarn_buf_init(&b, 64 << 20);
     tarn_errbuf eb = {{0}};
-    int rc = tarn_catalog_table_json(s->cat, db, table, &b, &eb);
-    return api_reply_buf(conn, rc, &b, &eb);
+    int rc = tarn_catalog_table_json(s->cat, req->db, req->table, &b, &eb);
+    api_reply_buf(req, rc, &b, &eb);
 }
 
-enum MHD_Result api_flush(tarn_server *s, struct MHD_Connection *conn, const char *db, const char *table)
+void api_flush(tarn_server *s, http_request *req)
 {
+    const char *db = req->db, *table = req->table;
     tarn_errbuf eb = {{0}};
     tarn_table *t = NULL;
     int64_t delivered = 0, raw = 0;
     /* ?wait=processed returns once the records are queryable; the default
      * (wait=all) once the raw zone has them too. */
-    const char *wait = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "wait");
+    const char *wait = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "wait");
     int zones = TARN_FLUSH_ALL, rc = TARN_OK;
     if (wait && !strcmp(wait, "processed")) zones = TARN_FLUSH_PROCESSED;
     else if (wait && strcmp(wait, "all") != 0)
@@ -69,12 +70,12 @@ enum MHD_Result api_flush(tarn_server *s, struct MHD_Connection *conn, const cha
         tarn_buf_append_json_str(&b, table, strlen(table));
         tarn_buf_printf(&b, ",\"delivered_seq\":%lld,\"raw_seq\":%lld}", (long long)delivered, (long long)raw);
     }
-    return api_reply_buf(conn, rc, &b, &eb);
+    api_reply_buf(req, rc, &b, &eb);
 }
 
 /* The result, with its figures also as headers: CSV has nowhere else to
  * say that it was truncated. */
-static enum MHD_Result api_reply_query(struct MHD_Connection *conn, int csv, tarn_buf *body, const tarn_query_stats *st)
+static void api_reply_query(http_request *req, int csv, tarn_buf *body, const tarn_query_stats *st)
 {
     char rows[24], bytes[24], ms[24];
     snprintf(rows, sizeof rows, "%lld", (long long)st->row_count);
@@ -84,33 +85,34 @@ static enum MHD_Result api_reply_query(struct MHD_Connection *conn, int csv, tar
                                    {"X-Tarn-Truncated", st->truncated ? "true" : "false"},
                                    {"X-Tarn-Bytes-Scanned", bytes},
                                    {"X-Tarn-Elapsed-Ms", ms}};
-    return http_reply_headers(conn, MHD_HTTP_OK, csv ? "text/csv; charset=utf-8" : "application/json", body, figures,
-                              sizeof figures / sizeof figures[0]);
+    http_reply_headers(req, MHD_HTTP_OK, csv ? "text/csv; charset=utf-8" : "application/json", body, figures,
+                       sizeof figures / sizeof figures[0]);
 }
 
-enum MHD_Result api_query(tarn_server *s, struct MHD_Connection *conn, http_request *req)
+void api_query(tarn_server *s, http_request *req)
 {
     tarn_errbuf eb = {{0}};
     json_error_t jerr;
     json_t *root = json_loadb(req->body.data ? req->body.data : "", req->body.len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root)
-        return http_reply_error(conn, TARN_EJSON, "request body is not JSON: expected {\"sql\": \"SELECT ...\"}");
-    enum MHD_Result r;
+    if (!root) {
+        http_reply_error(req, TARN_EJSON, "request body is not JSON: expected {\"sql\": \"SELECT ...\"}");
+        return;
+    }
     json_t *sql = json_object_get(root, "sql");
     json_t *db = json_object_get(root, "database");
     const char *dbname = NULL;
     if (!json_is_object(root) || !json_is_string(sql)) {
-        r = http_reply_error(conn, TARN_EINVAL, "expected {\"sql\": \"SELECT ...\", \"database\": \"optional\"}");
+        http_reply_error(req, TARN_EINVAL, "expected {\"sql\": \"SELECT ...\", \"database\": \"optional\"}");
         goto done;
     }
     if (db && !json_is_null(db)) {
         if (!json_is_string(db) || !tarn_name_valid(json_string_value(db))) {
-            r = http_reply_error(conn, TARN_EINVAL, "\"database\" must be a database name");
+            http_reply_error(req, TARN_EINVAL, "\"database\" must be a database name");
             goto done;
         }
         dbname = json_string_value(db);
     }
-    const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+    const char *accept = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
     int csv = accept && strcasestr(accept, "text/csv") != NULL;
     tarn_buf out;
     tarn_buf_init(&out, 0); /* the engine enforces its own result limit */
@@ -118,16 +120,15 @@ enum MHD_Result api_query(tarn_server *s, struct MHD_Connection *conn, http_requ
     int rc = tarn_query_run(s->qe, json_string_value(sql), dbname, csv ? TARN_QUERY_CSV : TARN_QUERY_JSON, &out, &st,
                             &eb);
     /* An unknown table is a fault of the query, not a missing endpoint. */
-    if (rc == TARN_ENOTFOUND) r = http_reply_error_status(conn, MHD_HTTP_BAD_REQUEST, rc, eb.msg);
-    else if (rc) r = http_reply_error(conn, rc, eb.msg);
-    else r = api_reply_query(conn, csv, &out, &st);
+    if (rc == TARN_ENOTFOUND) http_reply_error_status(req, MHD_HTTP_BAD_REQUEST, rc, eb.msg);
+    else if (rc) http_reply_error(req, rc, eb.msg);
+    else api_reply_query(req, csv, &out, &st);
     tarn_buf_free(&out);
 done:
     json_decref(root);
-    return r;
 }
 
-enum MHD_Result api_status(tarn_server *s, struct MHD_Connection *conn)
+void api_status(tarn_server *s, http_request *req)
 {
     tarn_buf b;
     tarn_buf_init(&b, 64 << 20);
@@ -138,5 +139,5 @@ enum MHD_Result api_status(tarn_server *s, struct MHD_Connection *conn)
     int rc = tarn_delivery_status_json(s->delivery, &b);
     if (!rc) rc = tarn_buf_append_char(&b, '}');
     tarn_errbuf eb = {{0}};
-    return api_reply_buf(conn, rc, &b, &eb);
+    api_reply_buf(req, rc, &b, &eb);
 }

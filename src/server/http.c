@@ -6,6 +6,19 @@
  * rejected early (bad token, unknown route, too large, bad Content-Type) still
  * has its body read and dropped, so the client always gets the reply instead
  * of a reset connection, but nothing of it is kept.
+ *
+ * The handler runs on one of a few HTTP threads, each serving many
+ * connections from an epoll loop, so it never waits. With the body complete
+ * it answers a rejected request and GET /health at once; any other request
+ * is suspended (REQ_RUNNING) and run elsewhere: a small ingest to a table
+ * already open right here up to its append (ingest.c), whose reply waits
+ * for the log's syncer thread to call back once the records are durable;
+ * everything else on a worker (pool.c). Whoever finishes makes the reply
+ * and resumes the connection (http_resume, REQ_DONE); libmicrohttpd then
+ * calls the handler once more, on the HTTP thread, which queues the reply.
+ * A request is never freed while suspended: the completion callback comes
+ * only after the resumption, and the server resumes everything before it
+ * stops libmicrohttpd (server.c).
  */
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -19,33 +32,33 @@
 
 #define LOG "http"
 
-enum MHD_Result http_reply_headers(struct MHD_Connection *conn, unsigned status, const char *content_type,
-                                   tarn_buf *body, const http_header *extra, size_t nextra)
+void http_reply_headers(http_request *req, unsigned status, const char *content_type, tarn_buf *body,
+                        const http_header *extra, size_t nextra)
 {
+    if (req->resp) MHD_destroy_response(req->resp);
+    req->resp = NULL;
     size_t len = body->len;
     char *data = tarn_buf_steal(body); /* malloc'd: libmicrohttpd free()s it */
-    if (!data) return MHD_NO;
+    if (!data) return;                 /* no reply: the connection is closed */
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(data);
-        return MHD_NO;
+        return;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     for (size_t i = 0; i < nextra; i++) MHD_add_response_header(resp, extra[i].name, extra[i].value);
-    enum MHD_Result r = MHD_queue_response(conn, status, resp);
-    MHD_destroy_response(resp);
-    return r;
+    req->resp = resp;
+    req->status = status;
 }
 
-enum MHD_Result http_reply(struct MHD_Connection *conn, unsigned status, const char *content_type, tarn_buf *body)
+void http_reply(http_request *req, unsigned status, const char *content_type, tarn_buf *body)
 {
-    return http_reply_headers(conn, status, content_type, body, NULL, 0);
+    http_reply_headers(req, status, content_type, body, NULL, 0);
 }
 
-static enum MHD_Result http_error_body(struct MHD_Connection *conn, unsigned status, int code, const char *msg,
-                                       int with_pos, size_t index, size_t offset, const http_header *extra,
-                                       size_t nextra)
+static void http_error_body(http_request *req, unsigned status, int code, const char *msg, int with_pos,
+                            size_t index, size_t offset)
 {
     tarn_buf b;
     tarn_buf_init(&b, 1 << 16);
@@ -62,29 +75,21 @@ static enum MHD_Result http_error_body(struct MHD_Connection *conn, unsigned sta
     /* Unavailable (the server is full, a table is behind, or the server is
      * stopping): the request was fine; say when to come back. */
     static const http_header retry = {MHD_HTTP_HEADER_RETRY_AFTER, "1"};
-    if (code == TARN_EUNAVAILABLE && !nextra) {
-        extra = &retry;
-        nextra = 1;
-    }
-    enum MHD_Result r = http_reply_headers(conn, status, "application/json", &b, extra, nextra);
+    int unavailable = code == TARN_EUNAVAILABLE;
+    http_reply_headers(req, status, "application/json", &b, unavailable ? &retry : NULL, unavailable ? 1 : 0);
     tarn_buf_free(&b);
-    return r;
 }
 
-enum MHD_Result http_reply_error(struct MHD_Connection *conn, int code, const char *msg)
+void http_reply_error(http_request *req, int code, const char *msg) { http_error_body(req, 0, code, msg, 0, 0, 0); }
+
+void http_reply_error_status(http_request *req, unsigned status, int code, const char *msg)
 {
-    return http_error_body(conn, 0, code, msg, 0, 0, 0, NULL, 0);
+    http_error_body(req, status, code, msg, 0, 0, 0);
 }
 
-enum MHD_Result http_reply_error_status(struct MHD_Connection *conn, unsigned status, int code, const char *msg)
+void http_reply_record_error(http_request *req, int code, const char *msg, size_t index, size_t offset)
 {
-    return http_error_body(conn, status, code, msg, 0, 0, 0, NULL, 0);
-}
-
-enum MHD_Result http_reply_record_error(struct MHD_Connection *conn, int code, const char *msg, size_t index,
-                                        size_t offset)
-{
-    return http_error_body(conn, 0, code, msg, 1, index, offset, NULL, 0);
+    http_error_body(req, 0, code, msg, 1, index, offset);
 }
 
 static int http_token_ok(tarn_server *s, struct MHD_Connection *conn)
@@ -205,27 +210,60 @@ static int http_precheck(tarn_server *s, struct MHD_Connection *conn, const char
     return TARN_OK;
 }
 
-static enum MHD_Result http_dispatch(tarn_server *s, struct MHD_Connection *conn, const route *r, http_request *req)
+static void http_release(tarn_server *s, http_request *req)
 {
-    switch (r->id) {
-    case ROUTE_HEALTH: {
-        tarn_buf b;
-        tarn_buf_init(&b, 64);
-        tarn_buf_append_str(&b, "{\"status\":\"ok\"}");
-        enum MHD_Result res = http_reply(conn, MHD_HTTP_OK, "application/json", &b);
-        tarn_buf_free(&b);
-        return res;
+    atomic_fetch_sub(&s->inflight, req->reserved);
+    req->reserved = 0;
+}
+
+void http_run(tarn_server *s, http_request *req)
+{
+    switch ((enum route_id)req->route) {
+    case ROUTE_RECORDS:
+        api_records(s, req);
+        return; /* api_records resumes, or the log does */
+    case ROUTE_DATABASES: api_databases(s, req); break;
+    case ROUTE_TABLES: api_tables(s, req); break;
+    case ROUTE_TABLE: api_table(s, req); break;
+    case ROUTE_FLUSH: api_flush(s, req); break;
+    case ROUTE_QUERY: api_query(s, req); break;
+    case ROUTE_STATUS: api_status(s, req); break;
+    case ROUTE_HEALTH:
+    case ROUTE_NONE: http_reply_error(req, TARN_ENOTFOUND, "no such endpoint"); break;
     }
-    case ROUTE_DATABASES: return api_databases(s, conn);
-    case ROUTE_TABLES: return api_tables(s, conn);
-    case ROUTE_TABLE: return api_table(s, conn, r->db, r->table);
-    case ROUTE_RECORDS: return api_records(s, conn, req, r->db, r->table);
-    case ROUTE_FLUSH: return api_flush(s, conn, r->db, r->table);
-    case ROUTE_QUERY: return api_query(s, conn, req);
-    case ROUTE_STATUS: return api_status(s, conn);
-    case ROUTE_NONE: break;
-    }
-    return http_reply_error(conn, TARN_ENOTFOUND, "no such endpoint");
+    http_resume(req);
+}
+
+void http_resume(http_request *req)
+{
+    tarn_server *s = req->s;
+    struct MHD_Connection *conn = req->conn;
+    /* The body is done with: give its memory back now, not once the reply
+     * has gone out. */
+    http_release(s, req);
+    tarn_buf_free(&req->body);
+    req->state = REQ_DONE;
+    /* From here the HTTP thread may send the reply and free req. */
+    MHD_resume_connection(conn);
+    atomic_fetch_sub(&s->suspended, 1);
+}
+
+/* Queues the reply made for req; without one (out of memory) the
+ * connection is closed. */
+static enum MHD_Result http_send(http_request *req)
+{
+    if (!req->resp) return MHD_NO;
+    enum MHD_Result r = MHD_queue_response(req->conn, req->status, req->resp);
+    MHD_destroy_response(req->resp);
+    req->resp = NULL;
+    req->state = REQ_SENT;
+    return r;
+}
+
+static enum MHD_Result http_reply_now(http_request *req, int code, const char *msg)
+{
+    http_reply_error(req, code, msg);
+    return http_send(req);
 }
 
 /* Counts n more body bytes against the server-wide budget, so that many
@@ -237,11 +275,6 @@ int http_reserve(tarn_server *s, http_request *req, size_t n)
     return before + n <= s->cfg.max_inflight;
 }
 
-static void http_release(tarn_server *s, http_request *req)
-{
-    atomic_fetch_sub(&s->inflight, req->reserved);
-    req->reserved = 0;
-}
 
 enum MHD_Result tarn_http_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
@@ -255,13 +288,23 @@ enum MHD_Result tarn_http_handler(void *cls, struct MHD_Connection *conn, const 
         /* The compressed body may be a little larger than the limit that
          * applies after decompression; the decompressed size is checked too. */
         tarn_buf_init(&req->body, s->cfg.max_request + s->cfg.max_request / 8 + 4096);
+        req->conn = conn;
+        req->s = s;
         *con_cls = req;
         route r;
         tarn_errbuf eb = {{0}};
         req->reject_code = http_precheck(s, conn, url, method, &r, &eb);
         if (req->reject_code) snprintf(req->reject_msg, sizeof req->reject_msg, "%s", eb.msg);
+        req->route = r.id;
+        memcpy(req->db, r.db, sizeof req->db);
+        memcpy(req->table, r.table, sizeof req->table);
         return MHD_YES;
     }
+    if (req->state == REQ_DONE) {
+        if (req->logged) api_records_reply(s, req);
+        return http_send(req);
+    }
+    if (req->state != REQ_HEADERS) return MHD_YES; /* not expected: a suspended request is not called */
     if (*upload_data_size) {
         if (!req->reject_code && !http_reserve(s, req, *upload_data_size)) {
             req->reject_code = TARN_EUNAVAILABLE;
@@ -280,12 +323,33 @@ enum MHD_Result tarn_http_handler(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
-    if (req->reject_code) return http_reply_error(conn, req->reject_code, req->reject_msg);
-    route r;
-    tarn_errbuf eb = {{0}};
-    int rc = http_route(url, method, &r, &eb);
-    if (rc) return http_reply_error(conn, rc, eb.msg);
-    return http_dispatch(s, conn, &r, req);
+    if (req->reject_code) return http_reply_now(req, req->reject_code, req->reject_msg);
+    if (req->route == ROUTE_HEALTH) {
+        tarn_buf b;
+        tarn_buf_init(&b, 64);
+        tarn_buf_append_str(&b, "{\"status\":\"ok\"}");
+        http_reply(req, MHD_HTTP_OK, "application/json", &b);
+        tarn_buf_free(&b);
+        return http_send(req);
+    }
+    /* Counted before stopping is read, so that the stop either sees this
+     * request or this request sees the stop (server.c). */
+    atomic_fetch_add(&s->suspended, 1);
+    if (atomic_load(&s->stopping)) {
+        atomic_fetch_sub(&s->suspended, 1);
+        return http_reply_now(req, TARN_ECLOSED, "the server is stopping: retry once it is back");
+    }
+    req->state = REQ_RUNNING;
+    req->counted = 1;
+    atomic_fetch_add(&s->running, 1);
+    MHD_suspend_connection(conn);
+    if (req->route == ROUTE_RECORDS && ingest_inline(s, req)) {
+        api_records(s, req); /* small, to an open table: here, on the HTTP thread */
+    } else if (pool_submit(&s->pool, req) != TARN_OK) {
+        http_reply_error(req, TARN_EUNAVAILABLE, "no worker thread could be started; retry shortly");
+        http_resume(req);
+    }
+    return MHD_YES;
 }
 
 void tarn_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
@@ -293,6 +357,10 @@ void tarn_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     tarn_server *s = cls;
     http_request *req = *con_cls;
     if (!req) return;
+    /* Never while suspended: the server resumes every request before it
+     * stops libmicrohttpd. */
+    if (req->resp) MHD_destroy_response(req->resp);
+    if (req->counted) atomic_fetch_sub(&s->running, 1);
     http_release(s, req);
     tarn_buf_free(&req->body);
     free(req);

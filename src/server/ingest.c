@@ -89,25 +89,69 @@ static int ingest_gunzip(const char *in, size_t n, tarn_buf *out, size_t limit, 
     return rc;
 }
 
-enum MHD_Result api_records(tarn_server *s, struct MHD_Connection *conn, http_request *req, const char *db,
-                            const char *table)
+/* Bodies up to this size, not compressed, to a table already open, are
+ * ingested on the HTTP thread: splitting 64 KiB takes well under a
+ * millisecond, and the wait for the disk is the log's, not the thread's. */
+#define INGEST_INLINE_MAX ((size_t)64 << 10)
+
+int ingest_inline(tarn_server *s, http_request *req)
 {
+    if (req->body.len > INGEST_INLINE_MAX) return 0;
+    const char *enc = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
+    if (enc && strcasecmp(enc, "identity") != 0) return 0;
+    tarn_errbuf eb = {{0}};
+    return tarn_delivery_table(s->delivery, req->db, req->table, 0, &req->table_h, &eb) == TARN_OK;
+}
+
+/* The log's callback (its syncer thread): the records are durable, or the
+ * log failed. */
+static void ingest_durable(tarn_stream_waiter *w, int rc, const char *msg)
+{
+    http_request *req = w->arg;
+    req->ingest_rc = rc;
+    if (rc) {
+        snprintf(req->ingest_msg, sizeof req->ingest_msg, "%s", msg ? msg : "the durable log failed");
+        tarn_table_log_failed(req->s->delivery, req->table_h, req->ingest_msg);
+    }
+    http_resume(req);
+}
+
+void api_records_reply(tarn_server *s, http_request *req)
+{
+    req->logged = 0;
+    if (req->ingest_rc) {
+        http_reply_error(req, req->ingest_rc, req->ingest_msg);
+        return;
+    }
+    tarn_buf out;
+    tarn_buf_init(&out, 256);
+    tarn_buf_printf(&out, "{\"records\":%zu,\"first_seq\":%lld,\"last_seq\":%lld}", req->nrecords,
+                    (long long)req->first_seq, (long long)req->last_seq);
+    http_reply(req, MHD_HTTP_OK, "application/json", &out);
+    tarn_buf_free(&out);
+}
+
+void api_records(tarn_server *s, http_request *req)
+{
+    struct MHD_Connection *conn = req->conn;
     tarn_errbuf eb = {{0}};
     enum tarn_body_format fmt = TARN_BODY_JSON;
     int rc = ingest_media_type(conn, &fmt, &eb);
-    if (rc) return http_reply_error(conn, rc, eb.msg);
-
     const char *body = req->body.data ? req->body.data : "";
     size_t len = req->body.len;
     tarn_buf inflated;
     tarn_buf_init(&inflated, s->cfg.max_request + 1);
+    tarn_json_span *spans = NULL;
+    tarn_record *recs = NULL;
+    if (rc) goto fail;
+
     const char *enc = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
     if (enc && (!strcasecmp(enc, "gzip") || !strcasecmp(enc, "x-gzip"))) {
         /* The inflated body may reach the request limit: count it. */
         if (!http_reserve(s, req, s->cfg.max_request)) {
-            tarn_buf_free(&inflated);
-            return http_reply_error(conn, TARN_EUNAVAILABLE,
-                                    "the server holds too many request bodies already; retry shortly");
+            rc = tarn_errbuf_set(&eb, TARN_EUNAVAILABLE,
+                                 "the server holds too many request bodies already; retry shortly");
+            goto fail;
         }
         if ((rc = ingest_gunzip(body, len, &inflated, s->cfg.max_request, &eb))) goto fail;
         body = inflated.data ? inflated.data : "";
@@ -122,7 +166,6 @@ enum MHD_Result api_records(tarn_server *s, struct MHD_Connection *conn, http_re
     }
 
     tarn_json_limits lim = {s->cfg.max_record, s->cfg.max_depth, s->cfg.max_records};
-    tarn_json_span *spans = NULL;
     size_t n = 0;
     tarn_json_error jerr;
     memset(&jerr, 0, sizeof jerr);
@@ -130,32 +173,54 @@ enum MHD_Result api_records(tarn_server *s, struct MHD_Connection *conn, http_re
     if (rc) {
         char msg[300];
         snprintf(msg, sizeof msg, "record %zu at byte %zu: %s", jerr.index, jerr.offset, jerr.msg);
-        tarn_buf_free(&inflated);
-        return http_reply_record_error(conn, rc, msg, jerr.index, jerr.offset);
+        http_reply_record_error(req, rc, msg, jerr.index, jerr.offset);
+        goto done;
     }
 
-    tarn_record *recs = malloc(n * sizeof *recs);
-    tarn_table *t = NULL;
-    int64_t first = 0, last = 0;
-    if (!recs) rc = TARN_ENOMEM;
-    for (size_t i = 0; recs && i < n; i++) {
+    recs = malloc((n ? n : 1) * sizeof *recs);
+    if (!recs) {
+        rc = tarn_errbuf_set(&eb, TARN_ENOMEM, "out of memory for %zu records", n);
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
         recs[i].data = body + spans[i].offset;
         recs[i].len = spans[i].len;
     }
-    if (!rc) rc = tarn_delivery_table(s->delivery, db, table, 1, &t, &eb);
-    if (!rc) rc = tarn_table_append(s->delivery, t, recs, n, &first, &last, &eb);
+    if (!req->table_h && (rc = tarn_delivery_table(s->delivery, req->db, req->table, 1, &req->table_h, &eb)))
+        goto fail;
+    req->nrecords = n;
+    req->ingest_rc = TARN_OK;
+    req->waiter.done = ingest_durable;
+    req->waiter.arg = req;
+    req->logged = n > 0;
+    /* The body goes with this call, not with req: once the records are
+     * written it is no longer needed, and req may be gone by then. */
+    tarn_buf held = req->body;
+    size_t held_bytes = req->reserved;
+    tarn_buf_init(&req->body, 0);
+    req->reserved = 0;
+    rc = tarn_table_append_async(s->delivery, req->table_h, recs, n, &req->first_seq, &req->last_seq, &req->waiter,
+                                 &eb);
+    free(recs);
+    recs = NULL;
+    tarn_buf_free(&held);
+    atomic_fetch_sub(&s->inflight, held_bytes);
+    if (rc == TARN_OK && n > 0) {
+        /* Written: the log's callback resumes the request, which may then
+         * be answered and freed at any moment. Do not touch req again. */
+        free(spans);
+        tarn_buf_free(&inflated);
+        return;
+    }
+    req->logged = 0;
+    if (rc) goto fail;
+    api_records_reply(s, req); /* an empty batch */
+    goto done;
+fail:
+    http_reply_error(req, rc, eb.msg);
+done:
     free(recs);
     free(spans);
-    if (rc) goto fail;
     tarn_buf_free(&inflated);
-
-    tarn_buf out;
-    tarn_buf_init(&out, 256);
-    tarn_buf_printf(&out, "{\"records\":%zu,\"first_seq\":%lld,\"last_seq\":%lld}", n, (long long)first, (long long)last);
-    enum MHD_Result r = http_reply(conn, MHD_HTTP_OK, "application/json", &out);
-    tarn_buf_free(&out);
-    return r;
-fail:
-    tarn_buf_free(&inflated);
-    return http_reply_error(conn, rc, eb.msg);
+    http_resume(req);
 }

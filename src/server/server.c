@@ -100,11 +100,19 @@ static int server_start_http(tarn_server *s, tarn_errbuf *eb)
     snprintf(port, sizeof port, "%d", s->cfg.listen_port);
     int g = getaddrinfo(s->cfg.listen_host, port, &hints, &ai);
     if (g != 0) return tarn_errbuf_set(eb, TARN_EINVAL, "cannot resolve %s: %s", s->cfg.listen_host, gai_strerror(g));
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    /* A few threads, each serving its connections from one epoll loop;
+     * requests that wait are suspended and run elsewhere (pool.c, and the
+     * log's syncer for ingest). */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned threads = s->cfg.http_threads > 0 ? (unsigned)s->cfg.http_threads : ncpu > 0 ? (unsigned)ncpu : 1;
+    if (threads > 16 && s->cfg.http_threads <= 0) threads = 16;
+    if (threads > s->cfg.max_connections) threads = s->cfg.max_connections;
     s->mhd = MHD_start_daemon(flags, (uint16_t)s->cfg.listen_port, NULL, NULL, tarn_http_handler, s,
                               MHD_OPTION_EXTERNAL_LOGGER, server_mhd_log, s,
                               MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+                              MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0u,
                               MHD_OPTION_CONNECTION_LIMIT, s->cfg.max_connections,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
                               MHD_OPTION_NOTIFY_COMPLETED, tarn_http_completed, s,
@@ -115,6 +123,22 @@ static int server_start_http(tarn_server *s, tarn_errbuf *eb)
         return tarn_errbuf_set(eb, TARN_EIO, "cannot listen on %s:%d (address in use?)", s->cfg.listen_host,
                                s->cfg.listen_port);
     return TARN_OK;
+}
+
+/* Before libmicrohttpd stops: no new connection, and every request already
+ * running finishes (a suspended connection must be resumed before
+ * MHD_stop_daemon, which would otherwise free what a worker or the log
+ * still holds). New requests on open connections get 503 meanwhile. Then
+ * up to SERVER_SEND_GRACE_MS for the replies to go out. */
+#define SERVER_SEND_GRACE_MS 5000
+static void server_drain(tarn_server *s)
+{
+    MHD_quiesce_daemon(s->mhd);
+    atomic_store(&s->stopping, 1);
+    struct timespec tick = {0, 2 * 1000000L};
+    while (atomic_load(&s->suspended) > 0) nanosleep(&tick, NULL);
+    int64_t until = tarn_now_ms() + SERVER_SEND_GRACE_MS;
+    while (atomic_load(&s->running) > 0 && tarn_now_ms() < until) nanosleep(&tick, NULL);
 }
 
 static int server_parse_args(tarn_server *s, int argc, char **argv, tarn_errbuf *eb)
@@ -202,6 +226,7 @@ int tarn_server_main(int argc, char **argv)
         .memory_limit = s.cfg.query_memory_limit[0] ? s.cfg.query_memory_limit : NULL,
     };
     if ((rc = tarn_delivery_open(&dopts, s.cat, s.qe, &s.delivery, &eb))) goto fail;
+    if ((rc = pool_start(&s.pool, &s, (int)s.cfg.max_connections, &eb))) goto fail;
     if ((rc = server_start_http(&s, &eb))) goto fail;
     s.started_ms = tarn_now_ms();
     tarn_log_info(LOG, "tarn %s listening on http://%s:%d, data in %s", TARN_VERSION, s.cfg.listen_host,
@@ -221,9 +246,10 @@ int tarn_server_main(int argc, char **argv)
             _exit(1);
         }
     }
-    MHD_quiesce_daemon(s.mhd);
+    server_drain(&s);
     MHD_stop_daemon(s.mhd);
     s.mhd = NULL;
+    pool_stop(&s.pool);
     tarn_delivery_close(s.delivery); /* delivers what is buffered */
     s.delivery = NULL;
     tarn_log_info(LOG, "stopped");
@@ -232,7 +258,11 @@ int tarn_server_main(int argc, char **argv)
 fail:
     fprintf(stderr, "tarn serve: %s\n", eb.msg[0] ? eb.msg : tarn_err_message(rc));
 out:
-    if (s.mhd) MHD_stop_daemon(s.mhd);
+    if (s.mhd) {
+        server_drain(&s);
+        MHD_stop_daemon(s.mhd);
+    }
+    pool_stop(&s.pool);
     tarn_delivery_close(s.delivery);
     tarn_query_engine_close(s.qe);
     tarn_catalog_close(s.cat);

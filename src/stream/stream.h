@@ -4,7 +4,9 @@
  * directory. Every record gets a sequence number: 1, 2, 3, ... without gaps,
  * continuing across restarts. tarn_stream_append returns only once the
  * records are on disk (fsync'd; the directory too for a new segment), and
- * many concurrent appenders share one fsync (group commit). The on-disk
+ * many concurrent appenders share one fsync (group commit), made by the
+ * stream's own syncer thread; tarn_stream_append_async returns at once and
+ * calls back instead. The on-disk
  * format and the recovery rules are documented at the top of stream.c.
  *
  * Thread safety: every function may be called from any thread, concurrently,
@@ -50,6 +52,30 @@ void tarn_stream_close(tarn_stream *s);
  * TARN_EIO, and the server must exit non-zero), TARN_ECLOSED. */
 int tarn_stream_append(tarn_stream *s, const tarn_record *recs, size_t n, int64_t ts_us, int64_t *first_seq,
                        int64_t *last_seq, tarn_errbuf *eb);
+
+/* An append waiting to become durable (tarn_stream_append_async). The
+ * caller sets done (and arg, for its own use) and keeps the waiter alive
+ * until done has been called; last and next are the stream's. */
+typedef struct tarn_stream_waiter tarn_stream_waiter;
+struct tarn_stream_waiter {
+    /* Called exactly once, from the stream's syncer thread with no lock of
+     * the stream held: rc TARN_OK once every record of the append is
+     * durable, TARN_EIO (msg says why) if the stream failed first. It may
+     * free the waiter, and must not append to or close this stream. */
+    void (*done)(tarn_stream_waiter *w, int rc, const char *msg);
+    void *arg;
+    int64_t last;
+    tarn_stream_waiter *next;
+};
+
+/* tarn_stream_append without the wait: returns once the batch is written
+ * (numbers assigned, in the file, not yet durable) and calls w->done later,
+ * when it is durable or the stream failed. With n == 0 or an error (the
+ * same errors as tarn_stream_append, nothing written) done is never called.
+ * The syncer thread serves every waiting append with one fdatasync (group
+ * commit). */
+int tarn_stream_append_async(tarn_stream *s, const tarn_record *recs, size_t n, int64_t ts_us, int64_t *first_seq,
+                             int64_t *last_seq, tarn_stream_waiter *w, tarn_errbuf *eb);
 
 /* A consistent snapshot: the highest durable sequence number (0 if none yet)
  * and the total payload bytes made durable since open plus those recovered. */

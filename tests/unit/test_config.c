@@ -41,6 +41,7 @@ TEST(defaults_match_the_documented_limits)
     CHECK_EQ_INT(c.compact_target, 128 << 20);
     CHECK_EQ_INT(c.query_timeout_ms, 60000);
     CHECK_EQ_INT(c.query_max_rows, 100000);
+    CHECK_EQ_INT(c.http_threads, 0); /* one per core */
 }
 
 TEST(sizes_and_durations)
@@ -66,6 +67,7 @@ TEST(file_overrides_defaults)
                                   "data: /var/lib/tarn\n"
                                   "limits:\n  max_record: 2MiB\n  max_depth: 32\n  max_backlog: 512MiB\n"
                                   "buffering:\n  size: 8MiB\n  interval: 250ms\n  max_batch: 32MiB\n"
+                                  "http:\n  threads: 3\n"
                                   "query:\n  timeout: 5s\n  max_rows: 10\n  memory_limit: 2GB\n");
     tarn_config c;
     tarn_config_defaults(&c);
@@ -83,6 +85,7 @@ TEST(file_overrides_defaults)
     CHECK_EQ_INT(c.query_timeout_ms, 5000);
     CHECK_EQ_INT(c.query_max_rows, 10);
     CHECK_EQ_STR(c.query_memory_limit, "2GB");
+    CHECK_EQ_INT(c.http_threads, 3);
     CHECK_EQ_INT(c.max_records, 10000); /* untouched */
 }
 
@@ -102,6 +105,8 @@ TEST(bad_files_name_the_line_and_key)
     CHECK_EQ_INT(tarn_config_load_file(&c, write_yaml("limits:\n  max_depth: 0\n"), &eb), TARN_EINVAL);
     CHECK_EQ_INT(tarn_config_load_file(&c, write_yaml("limits:\n  max_backlog: 1KiB\n"), &eb), TARN_EINVAL);
     CHECK(strstr(eb.msg, "limits.max_backlog") != NULL);
+    CHECK_EQ_INT(tarn_config_load_file(&c, write_yaml("http:\n  threads: 65\n"), &eb), TARN_EINVAL);
+    CHECK(strstr(eb.msg, "http.threads") != NULL);
     /* Nothing of the failed files changed the defaults. */
     CHECK_EQ_INT(c.max_depth, 64);
     CHECK_EQ_INT(c.buffer_size, 64 << 20);

@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1132,6 +1134,208 @@ TEST(zero_ahead_stops_at_segment_end_and_rolls_clean)
     free(dir);
 }
 
+/* ---- tarn_stream_append_async ---- */
+
+/* A waiter on the heap that records its callback: when, how often, with
+ * what, and what was durable at that moment. done frees nothing: the test
+ * owns the waiters. */
+typedef struct async_w {
+    tarn_stream_waiter w;
+    tarn_stream *s;
+    _Atomic int calls;
+    int rc;
+    char msg[256];
+    int64_t durable_at_call; /* durable_seq seen inside the callback */
+    _Atomic int order;       /* 1-based position among all callbacks */
+} async_w;
+
+static _Atomic int async_calls_total;
+
+static void async_done(tarn_stream_waiter *w, int rc, const char *msg)
+{
+    async_w *a = (async_w *)w;
+    a->rc = rc;
+    if (msg) snprintf(a->msg, sizeof a->msg, "%s", msg);
+    tarn_stream_stats(a->s, &a->durable_at_call, NULL);
+    atomic_store(&a->order, atomic_fetch_add(&async_calls_total, 1) + 1);
+    atomic_fetch_add(&a->calls, 1);
+}
+
+static int async_append_one(tarn_stream *s, async_w *a, int64_t i, int64_t *last)
+{
+    char buf[128];
+    tarn_record rec = {buf, payload_for(i, buf, sizeof buf)};
+    memset(a, 0, sizeof *a);
+    a->s = s;
+    a->w.done = async_done;
+    int64_t first = 0;
+    tarn_errbuf eb = {{0}};
+    int rc = tarn_stream_append_async(s, &rec, 1, 1000 + i, &first, last, &a->w, &eb);
+    if (rc) printf("  append_async: %s\n", eb.msg);
+    return rc;
+}
+
+/* Opens a stream in dir whose fsyncs take delay_us longer (the next one
+ * failing with fail_errno if non-zero) and appends records 1..n one by one
+ * without waiting; the waiters go to *out (calloc'd, n + extra of them). */
+static tarn_stream *async_fill(const char *dir, int n, int extra, int delay_us, int fail_errno, async_w **out)
+{
+    tarn_stream *s = open_stream(dir, 0, 0);
+    if (!s) return NULL;
+    tarn_stream_test_fsync_delay(s, delay_us);
+    if (fail_errno) tarn_stream_test_fail_fsync(s, fail_errno);
+    async_w *ws = calloc((size_t)(n + extra), sizeof *ws);
+    int64_t last = 0;
+    for (int i = 0; i < n; i++)
+        if (async_append_one(s, &ws[i], i + 1, &last) != 0) {
+            tarn_stream_close(s);
+            free(ws);
+            return NULL;
+        }
+    *out = ws;
+    return s;
+}
+
+static int wait_calls(async_w *ws, int n)
+{
+    for (int tries = 0; tries < 20000; tries++) { /* at most 20 s */
+        int all = 1;
+        for (int i = 0; i < n; i++) all &= atomic_load(&ws[i].calls) > 0;
+        if (all) return 1;
+        usleep(1000);
+    }
+    return 0;
+}
+
+/* The call returns with the records written but not yet durable; each
+ * waiter is called back exactly once, in sequence order, only once its
+ * records are durable; the records read back; an empty batch calls nothing. */
+TEST(async_append_calls_back_once_durable)
+{
+    enum { N = 40 };
+    char *dir = test_tmpdir("stream");
+    atomic_store(&async_calls_total, 0);
+    /* A slow disk: every fsync takes 200 ms more, so the first callbacks
+     * cannot come before the appends have all returned. */
+    async_w *ws = NULL;
+    tarn_stream *s = async_fill(dir, N, 0, 200 * 1000, 0, &ws);
+    REQUIRE(s);
+    int64_t durable;
+    tarn_stream_stats(s, &durable, NULL);
+    CHECK_EQ_INT(durable, 0);
+    for (int i = 0; i < N; i++) CHECK_EQ_INT(atomic_load(&ws[i].calls), 0);
+    tarn_stream_test_fsync_delay(s, 0);
+    REQUIRE(wait_calls(ws, N));
+    usleep(20 * 1000); /* a second, wrong call would come now */
+    for (int i = 0; i < N; i++) {
+        CHECK_EQ_INT(ws[i].w.last, i + 1);
+        CHECK_EQ_INT(atomic_load(&ws[i].calls), 1);
+        CHECK_EQ_INT(ws[i].rc, 0);
+        CHECK(ws[i].durable_at_call >= ws[i].w.last);
+        CHECK_EQ_INT(atomic_load(&ws[i].order), i + 1);
+    }
+    /* Fewer fsyncs than appends: the waiting ones shared them. */
+    CHECK(tarn_stream_test_fsync_count(s) < N);
+    CHECK_EQ_INT(read_check(s, 0, N), N);
+
+    async_w empty;
+    memset(&empty, 0, sizeof empty);
+    empty.s = s;
+    empty.w.done = async_done;
+    int64_t first = -1, last = -1;
+    tarn_errbuf eb = {{0}};
+    CHECK_EQ_INT(tarn_stream_append_async(s, NULL, 0, 0, &first, &last, &empty.w, &eb), 0);
+    CHECK_EQ_INT(first, N + 1);
+    CHECK_EQ_INT(last, N);
+    tarn_stream_close(s);
+    CHECK_EQ_INT(atomic_load(&empty.calls), 0);
+    free(ws);
+    tarn_rm_rf(dir);
+    free(dir);
+}
+
+/* Closing with appends still waiting for their fsync: close makes them
+ * durable and calls every waiter back (with success) before it returns. */
+TEST(async_close_completes_every_waiter)
+{
+    enum { N = 25 };
+    char *dir = test_tmpdir("stream");
+    async_w *ws = NULL;
+    tarn_stream *s = async_fill(dir, N, 0, 100 * 1000, 0, &ws);
+    REQUIRE(s);
+    tarn_stream_close(s);
+    for (int i = 0; i < N; i++) {
+        CHECK_EQ_INT(atomic_load(&ws[i].calls), 1);
+        CHECK_EQ_INT(ws[i].rc, 0);
+    }
+    s = open_stream(dir, 0, 0);
+    REQUIRE(s);
+    CHECK_EQ_INT(read_check(s, 0, N), N);
+    tarn_stream_close(s);
+    free(ws);
+    tarn_rm_rf(dir);
+    free(dir);
+}
+
+/* An fsync that fails: every waiter it would have served is called back
+ * with TARN_EIO and the reason, once; appends after it are refused at once
+ * and call nothing. */
+TEST(async_fsync_failure_calls_back_with_error)
+{
+    enum { N = 10 };
+    char *dir = test_tmpdir("stream");
+    async_w *ws = NULL;
+    tarn_stream *s = async_fill(dir, N, 1, 100 * 1000, EIO, &ws);
+    REQUIRE(s);
+    REQUIRE(wait_calls(ws, N));
+    for (int i = 0; i < N; i++) {
+        CHECK_EQ_INT(atomic_load(&ws[i].calls), 1);
+        CHECK_EQ_INT(ws[i].rc, TARN_EIO);
+        CHECK(strstr(ws[i].msg, "fdatasync") != NULL);
+    }
+    CHECK(tarn_stream_failed(s));
+    int64_t last = 0;
+    CHECK_EQ_INT(async_append_one(s, &ws[N], N + 1, &last), TARN_EIO);
+    tarn_stream_close(s);
+    CHECK_EQ_INT(atomic_load(&ws[N].calls), 0);
+    free(ws);
+    tarn_rm_rf(dir);
+    free(dir);
+}
+
+/* The callback may free its waiter (the server's requests are freed as soon
+ * as their reply is out): the stream must not touch a waiter after calling
+ * it. Under ASan a use after free is a failure. */
+static _Atomic int freed_calls;
+static void free_done(tarn_stream_waiter *w, int rc, const char *msg)
+{
+    (void)msg;
+    if (rc == 0) atomic_fetch_add(&freed_calls, 1);
+    memset(w, 0xAB, sizeof *w);
+    free(w);
+}
+
+TEST(async_waiter_may_be_freed_in_its_callback)
+{
+    enum { N = 200 };
+    char *dir = test_tmpdir("stream");
+    tarn_stream *s = open_stream(dir, 0, 0);
+    REQUIRE(s);
+    atomic_store(&freed_calls, 0);
+    for (int i = 0; i < N; i++) {
+        char buf[128];
+        tarn_record rec = {buf, payload_for(i + 1, buf, sizeof buf)};
+        tarn_stream_waiter *w = calloc(1, sizeof *w);
+        w->done = free_done;
+        tarn_errbuf eb = {{0}};
+        REQUIRE(tarn_stream_append_async(s, &rec, 1, 0, NULL, NULL, w, &eb) == 0);
+    }
+    tarn_stream_close(s);
+    CHECK_EQ_INT(atomic_load(&freed_calls), N);
+    tarn_rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     RUN(crc32c_check_values);
@@ -1152,5 +1356,9 @@ int main(void)
     RUN(fsync_failure_releases_every_waiter);
     RUN(zero_ahead_tail_is_the_clean_end);
     RUN(zero_ahead_stops_at_segment_end_and_rolls_clean);
+    RUN(async_append_calls_back_once_durable);
+    RUN(async_close_completes_every_waiter);
+    RUN(async_fsync_failure_calls_back_with_error);
+    RUN(async_waiter_may_be_freed_in_its_callback);
     return test_main_end();
 }
