@@ -1,6 +1,6 @@
 /* delivery.c - see delivery.h for the steps of one delivery.
  *
- * Threads: HTTP threads call tarn_delivery_table / tarn_table_append(_async) /
+ * Threads: HTTP threads call tarn_delivery_table / tarn_table_append_async /
  * tarn_delivery_flush. Two worker threads write the lake, each its own
  * files and checkpoint: the processed worker does every delivery to the
  * processed zone, compaction and deletion; the raw worker copies what the
@@ -207,9 +207,14 @@ static int64_t table_mark(tarn_table *t)
     return p < r ? p : r;
 }
 
-/* Refuses an append while the server is failing or the table is too far
- * behind (see tarn_table_append). */
-static int table_append_check(tarn_delivery *d, tarn_table *t, tarn_errbuf *eb)
+void tarn_table_log_failed(tarn_delivery *d, tarn_table *t, const char *msg)
+{
+    atomic_store(&d->failed, 1);
+    tarn_log_error(LOG, "%s.%s: durable log failed, no longer acknowledging: %s", t->db, t->name, msg ? msg : "");
+}
+
+int tarn_table_append_async(tarn_delivery *d, tarn_table *t, const tarn_record *recs, size_t n, int64_t *first_seq,
+                            int64_t *last_seq, tarn_stream_waiter *w, tarn_errbuf *eb)
 {
     /* Once any log has failed to sync the server is going down: no table
      * acknowledges anything more, not only the one that failed. */
@@ -225,31 +230,7 @@ static int table_append_check(tarn_delivery *d, tarn_table *t, tarn_errbuf *eb)
                                    "(%zu); retry once delivery catches up",
                                    t->db, t->name, (long long)backlog, d->opts.max_backlog);
     }
-    return TARN_OK;
-}
-
-void tarn_table_log_failed(tarn_delivery *d, tarn_table *t, const char *msg)
-{
-    atomic_store(&d->failed, 1);
-    tarn_log_error(LOG, "%s.%s: durable log failed, no longer acknowledging: %s", t->db, t->name, msg ? msg : "");
-}
-
-int tarn_table_append(tarn_delivery *d, tarn_table *t, const tarn_record *recs, size_t n, int64_t *first_seq,
-                      int64_t *last_seq, tarn_errbuf *eb)
-{
-    int rc = table_append_check(d, t, eb);
-    if (rc) return rc;
-    rc = tarn_stream_append(t->stream, recs, n, tarn_now_us(), first_seq, last_seq, eb);
-    if (rc == TARN_EIO) tarn_table_log_failed(d, t, eb ? eb->msg : NULL);
-    return rc;
-}
-
-int tarn_table_append_async(tarn_delivery *d, tarn_table *t, const tarn_record *recs, size_t n, int64_t *first_seq,
-                            int64_t *last_seq, tarn_stream_waiter *w, tarn_errbuf *eb)
-{
-    int rc = table_append_check(d, t, eb);
-    if (rc) return rc;
-    rc = tarn_stream_append_async(t->stream, recs, n, tarn_now_us(), first_seq, last_seq, w, eb);
+    int rc = tarn_stream_append_async(t->stream, recs, n, tarn_now_us(), first_seq, last_seq, w, eb);
     if (rc == TARN_EIO) tarn_table_log_failed(d, t, eb ? eb->msg : NULL);
     return rc;
 }

@@ -86,17 +86,14 @@ void tarn_delivery_close(tarn_delivery *d);
  * first use. The handle lives as long as the delivery. TARN_ENOTFOUND. */
 int tarn_delivery_table(tarn_delivery *d, const char *db, const char *table, int create, tarn_table **out,
                         tarn_errbuf *eb);
-/* Appends records to the table's log and returns once they are durable (see
- * tarn_stream_append). TARN_EUNAVAILABLE, storing nothing, while the table's
- * backlog (bytes appended since the zone furthest behind last caught up; a
- * log recovered at start counts as caught up) is over max_backlog: delivery is behind or
+/* Appends records to the table's log without waiting for the disk (see
+ * tarn_stream_append_async): on TARN_OK the records are written and w->done
+ * is called once they are durable, or with TARN_EIO if the log failed; the
+ * caller then reports the failure with tarn_table_log_failed.
+ * TARN_EUNAVAILABLE, storing nothing, while the table's backlog (bytes
+ * appended since the zone furthest behind last caught up; a log recovered
+ * at start counts as caught up) is over max_backlog: delivery is behind or
  * failing, and the client should retry later. */
-int tarn_table_append(tarn_delivery *d, tarn_table *t, const tarn_record *recs, size_t n, int64_t *first_seq,
-                      int64_t *last_seq, tarn_errbuf *eb);
-/* The same without waiting (see tarn_stream_append_async): on TARN_OK the
- * records are written and w->done is called once they are durable, or with
- * TARN_EIO if the log failed; the caller then reports the failure with
- * tarn_table_log_failed. */
 int tarn_table_append_async(tarn_delivery *d, tarn_table *t, const tarn_record *recs, size_t n, int64_t *first_seq,
                             int64_t *last_seq, tarn_stream_waiter *w, tarn_errbuf *eb);
 /* Marks the delivery failed after table t's log failed (msg says how): no
