@@ -236,8 +236,8 @@ struct tarn_stream {
     pthread_mutex_t mu;
     /* durable_seq and durable_bytes as last published, for lock-free stats. */
     _Atomic int64_t durable_pub, durable_bytes_pub;
-    pthread_cond_t gather_cv;  /* signalled when a gathering syncer has enough appends */
-    pthread_cond_t sync_cv;    /* wakes the idle syncer thread */
+    /* Wakes the syncer thread, idle or gathering (CLOCK_MONOTONIC). */
+    pthread_cond_t sync_cv;
     pthread_t syncer;
     int syncer_started;
 
@@ -251,7 +251,7 @@ struct tarn_stream {
     int64_t written_seq, written_bytes; /* in the file, maybe not yet durable */
     int64_t durable_seq, durable_bytes; /* fdatasync'd (or recovered) */
     tarn_stream_waiter *waiters, *waiters_tail; /* appends not yet durable, in order */
-    int syncer_idle;                    /* the syncer thread waits on sync_cv */
+    int syncer_idle;                    /* the syncer thread waits for anything to do */
     int gathering;                      /* the syncer waits for gather_want appends */
     int64_t uncovered;                  /* appends written since the last fsync started */
     int64_t gather_want;                /* appends the last fsync covered */
@@ -492,7 +492,7 @@ static void stream_fail(tarn_stream *s, const char *fmt, ...)
         tarn_log_error(STREAM_COMPONENT, "%s: %s; the stream refuses every further append", s->dir, s->fail_msg);
     }
     stream_durable_moved(s);
-    pthread_cond_broadcast(&s->gather_cv);
+    pthread_cond_signal(&s->sync_cv); /* a gathering syncer stops */
 }
 
 /* Creates segment base with its header and makes file and directory entry
@@ -1043,9 +1043,8 @@ int tarn_stream_open(const char *dir, const tarn_stream_opts *opts, tarn_stream 
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->gather_cv, &ca);
+    pthread_cond_init(&s->sync_cv, &ca);
     pthread_condattr_destroy(&ca);
-    pthread_cond_init(&s->sync_cv, NULL);
     s->dir = strdup(dir);
     if (!s->dir) {
         rc = tarn_errbuf_set(eb, TARN_ENOMEM, "out of memory opening stream %s", dir);
@@ -1110,7 +1109,6 @@ void tarn_stream_close(tarn_stream *s)
     s->active = NULL;
     pthread_mutex_unlock(&s->mu);
     if (s->dirfd >= 0) close(s->dirfd);
-    pthread_cond_destroy(&s->gather_cv);
     pthread_cond_destroy(&s->sync_cv);
     pthread_mutex_destroy(&s->mu);
     free(s->segs);
@@ -1244,7 +1242,7 @@ static void stream_gather(tarn_stream *s)
     struct timespec dl = {(time_t)(until / 1000000), (long)(until % 1000000) * 1000};
     s->gathering = 1;
     while (s->uncovered < s->gather_want && !s->failed && !s->closing)
-        if (pthread_cond_timedwait(&s->gather_cv, &s->mu, &dl) == ETIMEDOUT) break;
+        if (pthread_cond_timedwait(&s->sync_cv, &s->mu, &dl) == ETIMEDOUT) break;
     s->gathering = 0;
 }
 
@@ -1405,8 +1403,8 @@ int tarn_stream_append_async(tarn_stream *s, const tarn_record *recs, size_t n, 
     if (s->waiters_tail) s->waiters_tail->next = w;
     else s->waiters = w;
     s->waiters_tail = w;
-    if (++s->uncovered >= s->gather_want && s->gathering) pthread_cond_signal(&s->gather_cv);
-    if (s->syncer_idle) pthread_cond_signal(&s->sync_cv);
+    s->uncovered++;
+    if (s->syncer_idle || (s->gathering && s->uncovered >= s->gather_want)) pthread_cond_signal(&s->sync_cv);
 
     pthread_mutex_unlock(&s->mu);
     if (crcs != crc_stack) free(crcs);
