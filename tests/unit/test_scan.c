@@ -192,6 +192,15 @@ static tarn_stream *stream_of(const corpus *c, const char *dir)
     return s;
 }
 
+/* Closes s (NULL allowed), removes dir (env_subdir) and frees it and c. */
+static void stream_end(tarn_stream *s, char *dir, corpus *c)
+{
+    if (s) tarn_stream_close(s);
+    tarn_rm_rf(dir);
+    free(dir);
+    corpus_free(c);
+}
+
 /* ------------------------------------------------------------ the environment */
 
 /* One writer and one plain DuckDB for the whole run; each corpus gets its
@@ -1247,11 +1256,8 @@ TEST(two_utc_dates_and_middle_ranges_match)
         new_write(s, &k, 6, "2025-11-25", cols, 3, dir, "none.parquet", &o);
         if (o.rc == TARN_OK) CHECK_EQ_INT(o.rows, 0);
         else printf("  note %s: no records of the date in the range: %s: %s\n", c.name, tarn_err_name(o.rc), o.eb.msg);
-        tarn_stream_close(s);
     }
-    tarn_rm_rf(dir);
-    free(dir);
-    corpus_free(&c);
+    stream_end(s, dir, &c);
 }
 
 /* ------------------------------------------------------------ the quick scan */
@@ -1528,6 +1534,23 @@ static int head_columns(tarn_stream *s, int64_t from, int64_t learn_upto, const 
     return rc;
 }
 
+/* quick_stream, then the columns the delivery would infer from the head
+ * (0, learn_upto] (head_columns): the stream, or NULL, a failure noted, if
+ * either fails. */
+static tarn_stream *quick_head_stream(const corpus *c, char **dir, int64_t learn_upto, tarn_column **cols,
+                                      size_t *ncols)
+{
+    tarn_stream *s = quick_stream(c, dir);
+    tarn_errbuf eb = {{0}};
+    if (s && head_columns(s, 0, learn_upto, *dir, cols, ncols, &eb)) {
+        printf("  FAIL %s: inferring the head's columns: %s\n", c->name, eb.msg);
+        test__cur_failed = 1;
+        tarn_stream_close(s);
+        return NULL;
+    }
+    return s;
+}
+
 /* Holds the quick scan of c's records (from, n] (one UTC date), learning
  * from (from, learn_upto], to the full way: the same file, taken whole. */
 static void quick_differential(const corpus *c, int64_t from, int64_t learn_upto)
@@ -1702,12 +1725,9 @@ TEST(quick_scan_stops_at_kinds_its_head_did_not_have)
                 judge(&k, "quick scan learning every record", &normal, &ctl);
             }
             tarn_columns_free(inferred, ninferred);
-            if (s) tarn_stream_close(s);
-            tarn_rm_rf(dir);
-            free(dir);
             free(w);
             free(l);
-            corpus_free(&c);
+            stream_end(s, dir, &c);
         }
     }
 }
@@ -1725,12 +1745,8 @@ TEST(quick_scan_ends_the_batch_at_another_utc_date)
     char *dir = NULL;
     tarn_column *cols = NULL;
     size_t ncols = 0;
-    tarn_errbuf eb = {{0}};
-    tarn_stream *s = quick_stream(&c, &dir);
-    if (s && head_columns(s, 0, QUICK_HEAD, dir, &cols, &ncols, &eb)) {
-        printf("  FAIL %s: inferring the head's columns: %s\n", name, eb.msg);
-        test__cur_failed = 1;
-    } else if (s) {
+    tarn_stream *s = quick_head_stream(&c, &dir, QUICK_HEAD, &cols, &ncols);
+    if (s) {
         scan_case k = {&c, EXPECT_SUPPORTED, cols, ncols, 0, QUICK_N, NULL};
         outcome normal, quick, before;
         tarn_writer_quick q;
@@ -1745,10 +1761,7 @@ TEST(quick_scan_ends_the_batch_at_another_utc_date)
         judge(&k49, "quick scan ending before record 50", &before, &quick);
     }
     tarn_columns_free(cols, ncols);
-    if (s) tarn_stream_close(s);
-    tarn_rm_rf(dir);
-    free(dir);
-    corpus_free(&c);
+    stream_end(s, dir, &c);
 }
 
 /* Keys spelled with other capitals than their column: the scan puts the
@@ -1779,12 +1792,8 @@ TEST(quick_scan_takes_keys_in_other_capitals_as_their_column)
         char *dir = NULL;
         tarn_column *cols = NULL;
         size_t ncols = 0;
-        tarn_errbuf eb = {{0}};
-        tarn_stream *s = quick_stream(&c, &dir);
-        if (s && head_columns(s, 0, QUICK_HEAD, dir, &cols, &ncols, &eb)) {
-            printf("  FAIL %s: inferring the head's columns: %s\n", name, eb.msg);
-            test__cur_failed = 1;
-        } else if (s) {
+        tarn_stream *s = quick_head_stream(&c, &dir, QUICK_HEAD, &cols, &ncols);
+        if (s) {
             scan_case k = {&c, EXPECT_SUPPORTED, cols, ncols, 0, QUICK_N, NULL};
             outcome normal, quick;
             tarn_writer_quick q;
@@ -1796,10 +1805,7 @@ TEST(quick_scan_takes_keys_in_other_capitals_as_their_column)
             else judge(&k, "quick scan against the normal one", &normal, &quick);
         }
         tarn_columns_free(cols, ncols);
-        if (s) tarn_stream_close(s);
-        tarn_rm_rf(dir);
-        free(dir);
-        corpus_free(&c);
+        stream_end(s, dir, &c);
     }
 }
 
@@ -1831,11 +1837,8 @@ TEST(quick_scan_ends_batches_by_the_staging_byte_rule)
     tarn_column *cols = NULL;
     size_t ncols = 0;
     tarn_errbuf eb = {{0}};
-    tarn_stream *s = quick_stream(&c, &dir);
-    if (s && head_columns(s, 0, (int64_t)head, dir, &cols, &ncols, &eb)) {
-        printf("  FAIL %s: inferring the head's columns: %s\n", c.name, eb.msg);
-        test__cur_failed = 1;
-    } else if (s) {
+    tarn_stream *s = quick_head_stream(&c, &dir, (int64_t)head, &cols, &ncols);
+    if (s) {
         for (size_t b = 0; b < sizeof budgets / sizeof budgets[0]; b++) {
             const char *what = budgets[b].what;
             char sub[32], file[32];
@@ -1878,11 +1881,8 @@ TEST(quick_scan_ends_batches_by_the_staging_byte_rule)
         }
     }
     tarn_columns_free(cols, ncols);
-    if (s) tarn_stream_close(s);
-    tarn_rm_rf(dir);
-    free(dir);
     free(upto_bytes);
-    corpus_free(&c);
+    stream_end(s, dir, &c);
 }
 
 /* The scan learns the head by converting it: a head record that does not
@@ -1921,11 +1921,8 @@ TEST(quick_scan_fails_on_a_head_it_cannot_convert)
         o.rc = tarn_writer_log_to_parquet(env.w, s, 0, QUICK_HEAD - 1, NULL, cols, 4, &q, o.path, &o.rows, &o.eb);
         CHECK(o.rc != TARN_OK);
         CHECK(access(o.path, F_OK) != 0);
-        tarn_stream_close(s);
     }
-    tarn_rm_rf(dir);
-    free(dir);
-    corpus_free(&c);
+    stream_end(s, dir, &c);
 }
 
 /* Runs a test unless a name was given on the command line that it does not
