@@ -31,9 +31,7 @@ void api_tables(tarn_server *s, http_request *req)
     tarn_buf b;
     tarn_buf_init(&b, 64 << 20);
     tarn_errbuf eb = {{0}};
-    const char *db = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "database");
-    int rc = db && !tarn_name_valid(db) ? tarn_errbuf_set(&eb, TARN_EINVAL, "invalid database name") : TARN_OK;
-    if (!rc) rc = tarn_catalog_tables_json(s->cat, db, &b, &eb);
+    int rc = tarn_catalog_tables_json(s->cat, req->has_db_arg ? req->db_arg : NULL, &b, &eb);
     api_reply_buf(req, rc, &b, &eb);
 }
 
@@ -52,15 +50,8 @@ void api_flush(tarn_server *s, http_request *req)
     tarn_errbuf eb = {{0}};
     tarn_table *t = NULL;
     int64_t delivered = 0, raw = 0;
-    /* ?wait=processed returns once the records are queryable; the default
-     * (wait=all) once the raw zone has them too. */
-    const char *wait = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "wait");
-    int zones = TARN_FLUSH_ALL, rc = TARN_OK;
-    if (wait && !strcmp(wait, "processed")) zones = TARN_FLUSH_PROCESSED;
-    else if (wait && strcmp(wait, "all") != 0)
-        rc = tarn_errbuf_set(&eb, TARN_EINVAL, "query parameter wait: expected \"all\" or \"processed\"");
-    if (!rc) rc = tarn_delivery_table(s->delivery, db, table, 0, &t, &eb);
-    if (!rc) rc = tarn_delivery_flush(s->delivery, t, API_FLUSH_TIMEOUT_MS, zones, &delivered, &raw, &eb);
+    int rc = tarn_delivery_table(s->delivery, db, table, 0, &t, &eb);
+    if (!rc) rc = tarn_delivery_flush(s->delivery, t, API_FLUSH_TIMEOUT_MS, req->flush_zones, &delivered, &raw, &eb);
     tarn_buf b;
     tarn_buf_init(&b, 1024);
     if (!rc) {
@@ -112,8 +103,7 @@ void api_query(tarn_server *s, http_request *req)
         }
         dbname = json_string_value(db);
     }
-    const char *accept = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
-    int csv = accept && strcasestr(accept, "text/csv") != NULL;
+    int csv = req->csv;
     tarn_buf out;
     tarn_buf_init(&out, 0); /* the engine enforces its own result limit */
     tarn_query_stats st;

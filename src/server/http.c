@@ -16,11 +16,15 @@
  * everything else on a worker (pool.c). Whoever finishes makes the reply
  * and resumes the connection (http_resume, REQ_DONE); libmicrohttpd then
  * calls the handler once more, on the HTTP thread, which queues the reply.
+ * Whatever a handler needs of the headers and the query string is read into
+ * the request with the headers (http_request_args), so no other thread ever
+ * looks into a suspended connection, and a bad Content-Type, encoding or
+ * parameter is refused before the body is kept.
  * A request is never freed while suspended: the completion callback comes
  * only after the resumption, and the server resumes everything before it
  * stops libmicrohttpd (server.c).
  */
-#include <openssl/sha.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,9 +102,10 @@ static int http_token_ok(tarn_server *s, struct MHD_Connection *conn)
     if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) return 0;
     const char *tok = auth + 7;
     while (*tok == ' ') tok++;
-    unsigned char h[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)tok, strlen(tok), h);
-    return tarn_ct_equal(h, s->token_hash, sizeof h);
+    unsigned char h[EVP_MAX_MD_SIZE];
+    unsigned hlen = 0;
+    if (!EVP_Digest(tok, strlen(tok), h, &hlen, s->sha256, NULL) || hlen != sizeof s->token_hash) return 0;
+    return tarn_ct_equal(h, s->token_hash, sizeof s->token_hash);
 }
 
 /* Splits "/v1/tables/db/t/records" into at most max segments (in place in
@@ -192,9 +197,41 @@ static int http_route(const char *url, const char *method, route *r, tarn_errbuf
 
 static int http_has_body(enum route_id id) { return id == ROUTE_RECORDS || id == ROUTE_QUERY; }
 
+/* Reads what the handlers need of the query string and the headers into
+ * req, and refuses what they would refuse from these alone. */
+static int http_request_args(struct MHD_Connection *conn, http_request *req, tarn_errbuf *eb)
+{
+    switch ((enum route_id)req->route) {
+    case ROUTE_RECORDS: return ingest_headers(conn, req, eb);
+    case ROUTE_QUERY: {
+        const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+        req->csv = accept && strcasestr(accept, "text/csv") != NULL;
+        return TARN_OK;
+    }
+    case ROUTE_FLUSH: {
+        /* ?wait=processed returns once the records are queryable; the
+         * default (wait=all) once the raw zone has them too. */
+        const char *wait = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "wait");
+        req->flush_zones = wait && !strcmp(wait, "processed") ? TARN_FLUSH_PROCESSED : TARN_FLUSH_ALL;
+        if (wait && strcmp(wait, "processed") != 0 && strcmp(wait, "all") != 0)
+            return tarn_errbuf_set(eb, TARN_EINVAL, "query parameter wait: expected \"all\" or \"processed\"");
+        return TARN_OK;
+    }
+    case ROUTE_TABLES: {
+        const char *db = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "database");
+        if (!db) return TARN_OK;
+        if (!tarn_name_valid(db)) return tarn_errbuf_set(eb, TARN_EINVAL, "invalid database name");
+        req->has_db_arg = 1;
+        snprintf(req->db_arg, sizeof req->db_arg, "%s", db);
+        return TARN_OK;
+    }
+    default: return TARN_OK;
+    }
+}
+
 /* Decides, from the headers alone, whether the request is refused. */
 static int http_precheck(tarn_server *s, struct MHD_Connection *conn, const char *url, const char *method, route *r,
-                         tarn_errbuf *eb)
+                         http_request *req, tarn_errbuf *eb)
 {
     int rc = http_route(url, method, r, eb);
     if (r->id != ROUTE_HEALTH && !http_token_ok(s, conn))
@@ -207,7 +244,8 @@ static int http_precheck(tarn_server *s, struct MHD_Connection *conn, const char
             return tarn_errbuf_set(eb, TARN_ETOOBIG, "request body of %llu bytes exceeds the %zu-byte limit", len,
                                    s->cfg.max_request);
     }
-    return TARN_OK;
+    req->route = r->id;
+    return http_request_args(conn, req, eb);
 }
 
 static void http_release(tarn_server *s, http_request *req)
@@ -293,7 +331,7 @@ enum MHD_Result tarn_http_handler(void *cls, struct MHD_Connection *conn, const 
         *con_cls = req;
         route r;
         tarn_errbuf eb = {{0}};
-        req->reject_code = http_precheck(s, conn, url, method, &r, &eb);
+        req->reject_code = http_precheck(s, conn, url, method, &r, req, &eb);
         if (req->reject_code) snprintf(req->reject_msg, sizeof req->reject_msg, "%s", eb.msg);
         req->route = r.id;
         memcpy(req->db, r.db, sizeof req->db);

@@ -13,8 +13,9 @@
 #include "json/json.h"
 #include "server/server_int.h"
 
-/* Media types: the part of Content-Type before any parameter. */
-static int ingest_media_type(struct MHD_Connection *conn, enum tarn_body_format *fmt, tarn_errbuf *eb)
+/* Media types: the part of Content-Type before any parameter. Encodings:
+ * gzip, or none. Called with the headers, on the HTTP thread. */
+int ingest_headers(struct MHD_Connection *conn, http_request *req, tarn_errbuf *eb)
 {
     const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (!ct) return tarn_errbuf_set(eb, TARN_EMEDIA, "missing Content-Type: use application/json or application/x-ndjson");
@@ -28,14 +29,18 @@ static int ingest_media_type(struct MHD_Connection *conn, enum tarn_body_format 
                  {"application/ndjson", TARN_BODY_NDJSON},
                  {"application/jsonl", TARN_BODY_NDJSON},
                  {"application/x-jsonlines", TARN_BODY_NDJSON}};
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-        if (strlen(types[i].type) == n && strncasecmp(ct, types[i].type, n) == 0) {
-            *fmt = types[i].fmt;
-            return TARN_OK;
-        }
-    }
-    return tarn_errbuf_set(eb, TARN_EMEDIA, "unsupported Content-Type '%.100s': use application/json or application/x-ndjson",
-                           ct);
+    size_t i = 0;
+    while (i < sizeof types / sizeof types[0] && !(strlen(types[i].type) == n && !strncasecmp(ct, types[i].type, n)))
+        i++;
+    if (i == sizeof types / sizeof types[0])
+        return tarn_errbuf_set(eb, TARN_EMEDIA,
+                               "unsupported Content-Type '%.100s': use application/json or application/x-ndjson", ct);
+    req->body_fmt = types[i].fmt;
+    const char *enc = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
+    req->gzip = enc && (!strcasecmp(enc, "gzip") || !strcasecmp(enc, "x-gzip"));
+    if (enc && !req->gzip && strcasecmp(enc, "identity") != 0)
+        return tarn_errbuf_set(eb, TARN_EMEDIA, "unsupported Content-Encoding '%.50s': use gzip or none", enc);
+    return TARN_OK;
 }
 
 /* Inflates a gzip body (several members allowed) into out, whose maximum is
@@ -96,9 +101,7 @@ static int ingest_gunzip(const char *in, size_t n, tarn_buf *out, size_t limit, 
 
 int ingest_inline(tarn_server *s, http_request *req)
 {
-    if (req->body.len > INGEST_INLINE_MAX) return 0;
-    const char *enc = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
-    if (enc && strcasecmp(enc, "identity") != 0) return 0;
+    if (req->body.len > INGEST_INLINE_MAX || req->gzip) return 0;
     tarn_errbuf eb = {{0}};
     return tarn_delivery_table(s->delivery, req->db, req->table, 0, &req->table_h, &eb) == TARN_OK;
 }
@@ -133,20 +136,15 @@ void api_records_reply(tarn_server *s, http_request *req)
 
 void api_records(tarn_server *s, http_request *req)
 {
-    struct MHD_Connection *conn = req->conn;
     tarn_errbuf eb = {{0}};
-    enum tarn_body_format fmt = TARN_BODY_JSON;
-    int rc = ingest_media_type(conn, &fmt, &eb);
+    int rc = TARN_OK;
     const char *body = req->body.data ? req->body.data : "";
     size_t len = req->body.len;
     tarn_buf inflated;
     tarn_buf_init(&inflated, s->cfg.max_request + 1);
     tarn_json_span *spans = NULL;
     tarn_record *recs = NULL;
-    if (rc) goto fail;
-
-    const char *enc = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
-    if (enc && (!strcasecmp(enc, "gzip") || !strcasecmp(enc, "x-gzip"))) {
+    if (req->gzip) {
         /* The inflated body may reach the request limit: count it. */
         if (!http_reserve(s, req, s->cfg.max_request)) {
             rc = tarn_errbuf_set(&eb, TARN_EUNAVAILABLE,
@@ -156,9 +154,6 @@ void api_records(tarn_server *s, http_request *req)
         if ((rc = ingest_gunzip(body, len, &inflated, s->cfg.max_request, &eb))) goto fail;
         body = inflated.data ? inflated.data : "";
         len = inflated.len;
-    } else if (enc && strcasecmp(enc, "identity") != 0) {
-        rc = tarn_errbuf_set(&eb, TARN_EMEDIA, "unsupported Content-Encoding '%.50s': use gzip or none", enc);
-        goto fail;
     } else if (len > s->cfg.max_request) {
         rc = tarn_errbuf_set(&eb, TARN_ETOOBIG, "request body of %zu bytes exceeds the %zu-byte limit", len,
                              s->cfg.max_request);
@@ -169,7 +164,7 @@ void api_records(tarn_server *s, http_request *req)
     size_t n = 0;
     tarn_json_error jerr;
     memset(&jerr, 0, sizeof jerr);
-    rc = tarn_json_split(body, len, fmt, &lim, &spans, &n, &jerr);
+    rc = tarn_json_split(body, len, (enum tarn_body_format)req->body_fmt, &lim, &spans, &n, &jerr);
     if (rc) {
         char msg[300];
         snprintf(msg, sizeof msg, "record %zu at byte %zu: %s", jerr.index, jerr.offset, jerr.msg);

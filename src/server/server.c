@@ -14,7 +14,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
-#include <openssl/sha.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,10 +62,12 @@ static int server_token(tarn_server *s, tarn_errbuf *eb)
         free(tok);
         return tarn_errbuf_set(eb, TARN_EINVAL, "%s is empty: delete it to get a new token", path);
     }
-    SHA256((const unsigned char *)tok, len, s->token_hash);
+    s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    unsigned hlen = 0;
+    int ok = s->sha256 && EVP_Digest(tok, len, s->token_hash, &hlen, s->sha256, NULL) && hlen == sizeof s->token_hash;
     memset(tok, 0, len);
     free(tok);
-    return TARN_OK;
+    return ok ? TARN_OK : tarn_errbuf_set(eb, TARN_EIO, "OpenSSL has no SHA-256 to check tokens with");
 }
 
 static int server_lock(const char *data_dir, tarn_errbuf *eb)
@@ -266,5 +267,6 @@ out:
     tarn_delivery_close(s.delivery);
     tarn_query_engine_close(s.qe);
     tarn_catalog_close(s.cat);
+    EVP_MD_free(s.sha256);
     return exit_code;
 }

@@ -3,6 +3,7 @@
 #define TARN_SERVER_INT_H
 
 #include <microhttpd.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -34,6 +35,7 @@ typedef struct tarn_server {
     tarn_config cfg;
     char data_dir[4096];
     unsigned char token_hash[32]; /* SHA-256 of the admin token */
+    EVP_MD *sha256;               /* fetched once: a fetch per request costs more than the hash */
     tarn_catalog *cat;
     tarn_query_engine *qe;
     tarn_delivery *delivery;
@@ -66,6 +68,15 @@ struct http_request {
     int counted;         /* in tarn_server.running */
     int route;           /* enum route_id (http.c) */
     char db[256], table[256];
+    /* What the handlers need of the headers and query string, read on the
+     * HTTP thread with the headers: a suspended connection is not touched
+     * from other threads (http_precheck). */
+    int body_fmt;        /* enum tarn_body_format (ingest) */
+    int gzip;            /* Content-Encoding: gzip (ingest) */
+    int csv;             /* Accept asks for text/csv (query) */
+    int flush_zones;     /* ?wait= as TARN_FLUSH_* (flush) */
+    int has_db_arg;      /* ?database= was given (GET /v1/tables) */
+    char db_arg[256];
     struct MHD_Connection *conn;
     tarn_server *s;
     /* The reply, made by whichever thread ran the request and queued by
@@ -136,6 +147,9 @@ int http_reserve(tarn_server *s, http_request *req, size_t n);
  * (ingest_inline says which). The connection is suspended: handlers only
  * read its headers and arguments. */
 int ingest_inline(tarn_server *s, http_request *req);
+/* The request's Content-Type and Content-Encoding, for an ingest: sets
+ * req->body_fmt and req->gzip, or returns TARN_EMEDIA with a message. */
+int ingest_headers(struct MHD_Connection *conn, http_request *req, tarn_errbuf *eb);
 /* Makes the reply at once (an error), or appends and returns with the reply
  * left to the log's callback, which resumes the request. */
 void api_records(tarn_server *s, http_request *req);
