@@ -8,7 +8,8 @@
  *   a registry of the views (names, bytes of their files, the column types
  *     each schema version's files were written with), under reg_lock; the
  *     SQL checker resolves table names against it
- *   one watchdog thread that interrupts queries past their deadline
+ *   one watchdog thread that interrupts queries past their deadline, or
+ *     every query once the server stops (tarn_query_engine_cancel)
  *   a pool of query connections, each used by one query at a time and
  *     holding the checker's prepared json_serialize_sql; connections carry
  *     no session state from one query to the next (query_conn_take)
@@ -213,6 +214,7 @@ struct tarn_query_engine {
     pthread_cond_t wd_cond;
     query_watch *watches;
     int64_t wd_next; /* when the watchdog wakes next; INT64_MAX: only when signalled */
+    atomic_int cancelled; /* tarn_query_engine_cancel: every watch is due */
     int wd_stop;
     int wd_started;
     pthread_t wd_thread;
@@ -819,8 +821,9 @@ static void *query_watchdog_main(void *arg)
     pthread_mutex_lock(&e->wd_lock);
     while (!e->wd_stop) {
         int64_t now = tarn_mono_ms(), next = INT64_MAX;
+        int cancelled = atomic_load(&e->cancelled);
         for (query_watch *w = e->watches; w; w = w->next) {
-            if (w->deadline_ms <= now) {
+            if (cancelled || w->deadline_ms <= now) {
                 /* Under wd_lock: the query cannot unregister and
                  * disconnect while we touch its connection. */
                 atomic_store(&w->fired, 1);
@@ -851,10 +854,27 @@ static void query_watch_add(tarn_query_engine *e, query_watch *w)
     e->watches = w;
     /* The watchdog looks at every watch when it wakes: wake it early only if
      * this deadline comes before its next wake-up (not once per query). */
-    if (w->deadline_ms < e->wd_next) {
+    if (atomic_load(&e->cancelled)) {
+        e->wd_next = 0;
+        pthread_cond_signal(&e->wd_cond);
+    } else if (w->deadline_ms < e->wd_next) {
         e->wd_next = w->deadline_ms;
         pthread_cond_signal(&e->wd_cond);
     }
+    pthread_mutex_unlock(&e->wd_lock);
+}
+
+/* The flag is set under wd_lock, and a query checks it after adding its
+ * watch under the same lock: a query either sees the cancellation before it
+ * runs, or is among the watches the watchdog then interrupts (again every
+ * QUERY_REINTERRUPT_MS, as for a timeout, until it ends). */
+void tarn_query_engine_cancel(tarn_query_engine *e)
+{
+    if (!e) return;
+    pthread_mutex_lock(&e->wd_lock);
+    atomic_store(&e->cancelled, 1);
+    e->wd_next = 0;
+    pthread_cond_signal(&e->wd_cond);
     pthread_mutex_unlock(&e->wd_lock);
 }
 
@@ -998,6 +1018,7 @@ int tarn_query_engine_open(const tarn_query_opts *opts, tarn_catalog *cat, tarn_
     pthread_mutex_init(&e->reg_lock, NULL);
     pthread_mutex_init(&e->verdict_lock, NULL);
     atomic_init(&e->reg_gen, 1);
+    atomic_init(&e->cancelled, 0);
     pthread_mutex_init(&e->wd_lock, NULL);
     pthread_mutex_init(&e->pool_lock, NULL);
     e->wd_next = INT64_MAX;
@@ -1218,8 +1239,17 @@ static void query_verdict_keep(tarn_query_engine *e, const char *sql, const char
     pthread_mutex_unlock(&e->verdict_lock);
 }
 
-static int query_timeout_error(tarn_query_engine *e, tarn_errbuf *eb)
+static int query_cancelled_error(tarn_errbuf *eb)
 {
+    return tarn_errbuf_set(eb, TARN_ECLOSED,
+                           "the server is stopping: the query was cancelled; run it again once the server is back");
+}
+
+/* The error of a query the watchdog interrupted: the server's stop
+ * (tarn_query_engine_cancel) before its deadline, else its timeout. */
+static int query_fired_error(tarn_query_engine *e, const query_watch *w, tarn_errbuf *eb)
+{
+    if (atomic_load(&e->cancelled) && tarn_mono_ms() < w->deadline_ms) return query_cancelled_error(eb);
     if (e->timeout_ms % 1000 == 0)
         return tarn_errbuf_set(eb, TARN_ETIMEOUT, "query timed out after %lld s", (long long)(e->timeout_ms / 1000));
     return tarn_errbuf_set(eb, TARN_ETIMEOUT, "query timed out after %lld ms", (long long)e->timeout_ms);
@@ -1227,10 +1257,10 @@ static int query_timeout_error(tarn_query_engine *e, tarn_errbuf *eb)
 
 /* The error of a statement DuckDB failed to prepare or run: the timeout if
  * the watchdog interrupted it (DuckDB then says "INTERRUPT Error:
- * Interrupted!"), else DuckDB's message. */
+ * Interrupted!"), or the stop, else DuckDB's message. */
 static int query_duck_error(tarn_query_engine *e, query_watch *w, const char *msg, tarn_errbuf *eb)
 {
-    if (atomic_load(&w->fired)) return query_timeout_error(e, eb);
+    if (atomic_load(&w->fired)) return query_fired_error(e, w, eb);
     return tarn_errbuf_set(eb, TARN_ESQL, "%s", msg ? msg : "failed");
 }
 
@@ -1294,7 +1324,7 @@ static int query_encode(tarn_query_engine *e, duckdb_result *res, query_watch *w
 
     while (!rc && !truncated) {
         if (atomic_load(&w->fired)) {
-            rc = query_timeout_error(e, eb);
+            rc = query_fired_error(e, w, eb);
             break;
         }
         chunk = duckdb_fetch_chunk(*res);
@@ -1336,7 +1366,7 @@ static int query_encode(tarn_query_engine *e, duckdb_result *res, query_watch *w
     if (!rc && !truncated) {
         /* The end of a stream and an error during it look alike. */
         const char *m = duckdb_result_error(res);
-        if (m) rc = atomic_load(&w->fired) ? query_timeout_error(e, eb) : tarn_errbuf_set(eb, TARN_ESQL, "%s", m);
+        if (m) rc = atomic_load(&w->fired) ? query_fired_error(e, w, eb) : tarn_errbuf_set(eb, TARN_ESQL, "%s", m);
     }
     int64_t elapsed = tarn_mono_ms() - t0;
     if (!rc && fmt == TARN_QUERY_JSON) {
@@ -1410,6 +1440,10 @@ int tarn_query_run(tarn_query_engine *e, const char *sql, const char *default_db
 
     query_watch_add(e, &w);
     watching = 1;
+    if (atomic_load(&e->cancelled)) {
+        rc = query_cancelled_error(eb);
+        goto done;
+    }
     if ((rc = query_use(qc, default_db, eb))) {
         reusable = 0;
         goto done;

@@ -49,6 +49,11 @@ void tarn_query_engine_close(tarn_query_engine *e);
  * with its catalog columns and no rows, or none if it has no columns. */
 int tarn_query_refresh_table(tarn_query_engine *e, const char *db, const char *table, tarn_errbuf *eb);
 
+/* Cancels every query running now and refuses later ones with
+ * TARN_ECLOSED, for a server stop: a query need not run to its end (or its
+ * timeout) before the server may exit. Cannot be undone. Any thread. */
+void tarn_query_engine_cancel(tarn_query_engine *e);
+
 /* What a successful run measured (also in the JSON reply). */
 typedef struct tarn_query_stats {
     int64_t row_count;
@@ -62,7 +67,8 @@ typedef struct tarn_query_stats {
  * names. Appends the encoded result to out. Errors: TARN_EDENIED (not a
  * single SELECT, a table function, a file path), TARN_ENOTFOUND (unknown
  * table), TARN_ESQL (DuckDB's parse / bind / run error, message in eb),
- * TARN_ETIMEOUT, TARN_ETOOBIG (SQL text or result too large). stats may be
+ * TARN_ETIMEOUT, TARN_ETOOBIG (SQL text or result too large), TARN_ECLOSED
+ * (cancelled by tarn_query_engine_cancel). stats may be
  * NULL; it is filled on success. */
 int tarn_query_run(tarn_query_engine *e, const char *sql, const char *default_db, enum tarn_query_format fmt,
                    tarn_buf *out, tarn_query_stats *stats, tarn_errbuf *eb);

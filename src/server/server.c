@@ -126,8 +126,9 @@ static int server_start_http(tarn_server *s, tarn_errbuf *eb)
     return TARN_OK;
 }
 
-/* Before libmicrohttpd stops: no new connection, and every request already
- * running finishes (a suspended connection must be resumed before
+/* Before libmicrohttpd stops: no new connection, running queries are
+ * cancelled (503), and every other request already running finishes (a
+ * suspended connection must be resumed before
  * MHD_stop_daemon, which would otherwise free what a worker or the log
  * still holds). New requests on open connections get 503 meanwhile. Then
  * up to SERVER_SEND_GRACE_MS for the replies to go out. */
@@ -136,6 +137,9 @@ static void server_drain(tarn_server *s)
 {
     MHD_quiesce_daemon(s->mhd);
     atomic_store(&s->stopping, 1);
+    /* A running query ends now with 503 rather than at its end or timeout
+     * (a minute by default); ingests and flushes finish. */
+    tarn_query_engine_cancel(s->qe);
     struct timespec tick = {0, 2 * 1000000L};
     while (atomic_load(&s->suspended) > 0) nanosleep(&tick, NULL);
     int64_t until = tarn_now_ms() + SERVER_SEND_GRACE_MS;

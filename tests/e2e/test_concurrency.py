@@ -3,7 +3,8 @@ health or catalog reads; several slow queries at once each get a whole reply
 while ingest goes on; many requests on one kept-alive connection; HTTP/1.1
 pipelining (several requests in one send, replies in order); clients that
 vanish mid-request; SIGTERM with requests in flight (every acknowledged
-record exactly once after a restart); a large body next to small ones.
+record exactly once after a restart); SIGTERM cancels running queries (503)
+instead of waiting for them; a large body next to small ones.
 
 These hold whatever the server's threading model (one thread per connection,
 or an event loop with a worker pool and ingest requests suspended until their
@@ -620,6 +621,45 @@ def test_sigterm_with_requests_in_flight():
     check(not unheard, "ids stored whose client got no acknowledgement: %s" % unheard[:10])
     note("after restart: %d rows; %d of the %d sent but unacknowledged ids are stored"
          % (len(rows), len(set(stored) - set(acked_now)), len(sent_now - set(acked_now))))
+    stop_ok(s, "after the restart")
+
+
+@timeout(90)
+def test_sigterm_cancels_running_queries():
+    # Queries may run for ten minutes here: a stop that waited for them
+    # would outlast STOP_TIMEOUT, and s.stop() would fail.
+    s = start_server("cancel", "query:\n  timeout: 600s\nbuffering:\n  interval: 1h\n")
+    with_slow_table(s)
+    # Buffered, not yet delivered: the stop still delivers it.
+    s.ingest("c", "pending", [{"id": k} for k in range(100)])
+    outs = [{} for _ in range(2)]
+    sents = [threading.Event() for _ in outs]
+    qts = [threading.Thread(target=query_on_own_connection, args=(s, SLOW_SQL, o, e, STOP_TIMEOUT + 10), daemon=True)
+           for o, e in zip(outs, sents)]
+    for t in qts:
+        t.start()
+    check(all(e.wait(10) for e in sents), "the slow queries were not sent")
+    time.sleep(1.0)  # let both start running in DuckDB
+    check(all("t_reply" not in o for o in outs), "a slow query ended before SIGTERM: %s" % outs)
+    t0 = time.monotonic()
+    rc = s.stop()  # SIGTERM; waits at most STOP_TIMEOUT, then kills and fails
+    took = time.monotonic() - t0
+    for t in qts:
+        t.join(15)
+    eq(rc, 0, "exit status on SIGTERM with two slow queries running (after %.1f s)" % took)
+    for k, o in enumerate(outs):
+        check("error" not in o, "slow query %d: no reply at SIGTERM: %s" % (k, o.get("error")))
+        eq(o["status"], 503, "slow query %d at SIGTERM: HTTP status (body %r)" % (k, o["body"][:300]))
+        err = json.loads(o["body"]).get("error") or {}
+        eq(err.get("code"), "TARN_ECLOSED", "slow query %d at SIGTERM: error code" % k)
+        check("cancelled" in err.get("message", ""), "slow query %d: message %r" % (k, err.get("message")))
+    note("SIGTERM with two slow queries (timeout 600 s): exit 0 after %.2f s, both answered 503 TARN_ECLOSED" % took)
+    lake = os.path.join(s.data, "lake", "processed", "c", "pending")
+    files = [f for _, _, fs in os.walk(lake) for f in fs if f.endswith(".parquet")]
+    check(files, "the buffered records of c.pending were not delivered by the stop (nothing in %s)" % lake)
+    s.start()
+    eq(s.scalar("SELECT COUNT(*) FROM c.pending"), 100, "c.pending after the restart")
+    eq(s.scalar("SELECT COUNT(*) FROM c.slow"), SLOW_ROWS, "a query after the restart")
     stop_ok(s, "after the restart")
 
 

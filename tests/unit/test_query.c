@@ -796,6 +796,62 @@ TEST(timeout_interrupts_the_query)
     expect_rows(qe_tight, "SELECT count(*) FROM other.big LIMIT 1 + 1", NULL, "[[200000]]", __LINE__);
 }
 
+/* A query of about a minute on qe_cancel (timeout 60 s), run on a thread. */
+typedef struct cancel_run {
+    tarn_query_engine *e;
+    const char *sql;
+    int rc;
+    tarn_errbuf eb;
+} cancel_run;
+
+static void *cancel_query(void *arg)
+{
+    cancel_run *r = arg;
+    tarn_buf b;
+    tarn_buf_init(&b, 0);
+    r->rc = tarn_query_run(r->e, r->sql, NULL, TARN_QUERY_JSON, &b, NULL, &r->eb);
+    tarn_buf_free(&b);
+    return NULL;
+}
+
+TEST(cancel_ends_running_queries_and_refuses_new_ones)
+{
+    tarn_errbuf eb = {{0}};
+    tarn_query_engine *qe_cancel = NULL;
+    tarn_query_opts o = {lake, 2, NULL, 60000, 0, 0, 0};
+    CHECK_EQ_INT(tarn_query_engine_open(&o, cat, &qe_cancel, &eb), TARN_OK);
+    if (!qe_cancel) return;
+    /* One bind (capped), its own LIMIT, and prepared + streamed: without
+     * the cancellation each would run into the 60 s timeout. */
+    cancel_run runs[] = {
+        {qe_cancel, "SELECT count(*) FROM other.big a, other.big b WHERE a.x * b.x = -1", -1, {{0}}},
+        {qe_cancel, "SELECT count(*) FROM other.big a, other.big b WHERE a.x * b.x = -1 LIMIT 1", -1, {{0}}},
+        {qe_cancel, "SELECT a.x FROM other.big a, other.big b WHERE a.x * b.x = -1", -1, {{0}}},
+    };
+    enum { NRUNS = sizeof runs / sizeof runs[0] };
+    pthread_t th[NRUNS];
+    for (int i = 0; i < NRUNS; i++) pthread_create(&th[i], NULL, cancel_query, &runs[i]);
+    struct timespec settle = {0, 500 * 1000000L}; /* into DuckDB, well before the timeout */
+    nanosleep(&settle, NULL);
+    tarn_query_engine_cancel(qe_cancel);
+    for (int i = 0; i < NRUNS; i++) {
+        pthread_join(th[i], NULL);
+        if (runs[i].rc != TARN_ECLOSED) printf("  %s: %s %s\n", runs[i].sql, tarn_err_name(runs[i].rc), runs[i].eb.msg);
+        CHECK_EQ_INT(runs[i].rc, TARN_ECLOSED);
+        CHECK(strstr(runs[i].eb.msg, "the query was cancelled") != NULL);
+    }
+    /* Later queries are refused before they run, even quick ones; cancelling
+     * again changes nothing. */
+    tarn_query_engine_cancel(qe_cancel);
+    char *out = NULL;
+    CHECK_EQ_INT(run(qe_cancel, "SELECT count(*) FROM other.big", NULL, TARN_QUERY_JSON, &out, &eb), TARN_ECLOSED);
+    CHECK(strstr(eb.msg, "the server is stopping") != NULL);
+    free(out);
+    tarn_query_engine_close(qe_cancel);
+    /* Other engines are untouched. */
+    expect_rows(qe, "SELECT count(*) FROM other.big", NULL, "[[200000]]", __LINE__);
+}
+
 /* Each expression printed by us must read exactly like DuckDB's own
  * CAST(... AS VARCHAR). */
 TEST(scalar_text_matches_duckdb)
@@ -1089,6 +1145,7 @@ int main(void)
     RUN(row_cap_forms_of_the_statement);
     RUN(row_cap_results);
     RUN(timeout_interrupts_the_query);
+    RUN(cancel_ends_running_queries_and_refuses_new_ones);
     RUN(scalar_text_matches_duckdb);
     RUN(type_names);
     RUN(refresh_sees_new_files);
