@@ -17,7 +17,7 @@
  * A view reads exactly the catalog's live processed files, never a glob:
  *
  *   SELECT "c1" AS "c1", CAST("c2" AS T2) AS "c2", ..., "ingestion_date"
- *     FROM read_parquet([<files of schema version 1>], hive_partitioning=true, union_by_name=true)
+ *     FROM read_parquet([<files of schema version 1>], hive_partitioning=true)
  *   UNION ALL
  *   SELECT ... FROM read_parquet([<files of schema version 2>], ...)
  *
@@ -34,8 +34,19 @@
  * schema is therefore authoritative for every file. A column whose files
  * already have the catalog's type (compared as DuckDB prints both types) is
  * read bare: DuckDB pushes struct field projections and filters through a
- * column reference but not through a CAST. A branch of one file leaves out
- * union_by_name (nothing to unify; it costs a schema read at every bind).
+ * column reference but not through a CAST.
+ *
+ * The files of one branch have the same columns with the same types: the
+ * delivery writes every column of the schema version it publishes under,
+ * and compaction merges files of one version. So a branch needs no
+ * union_by_name, and must not have it: union_by_name reads the footer of
+ * every file at each bind, so a filter on a partition column could not keep
+ * DuckDB from opening the other partitions' files (measured with DuckDB
+ * 1.5.6: a corrupt file in another partition fails such a query with
+ * union_by_name and is never opened without it). Without it DuckDB prunes
+ * the file list by the hive partition values in the paths before it opens
+ * anything, and matches each file's columns by name; a file that lacked a
+ * column would fail the query ("schema mismatch"), not read as NULLs.
  *
  * Running a query (tarn_query_run):
  *
@@ -692,12 +703,8 @@ static int query_view_sql(tarn_query_engine *e, const tarn_table_info *t, char *
             if (!rc && f) rc = tarn_buf_append_char(sql, ',');
             if (!rc) rc = tarn_sql_string(sql, path.data);
         }
-        /* union_by_name makes DuckDB read the schema of every file each
-         * time a query binds the view: with one file there is nothing to
-         * unify. */
-        if (!rc)
-            rc = tarn_buf_append_str(sql, br[b].nfiles > 1 ? "], hive_partitioning=true, union_by_name=true)"
-                                                           : "], hive_partitioning=true)");
+        /* No union_by_name: see the top of this file. */
+        if (!rc) rc = tarn_buf_append_str(sql, "], hive_partitioning=true)");
     }
     if (rc == TARN_ETOOBIG) rc = tarn_errbuf_set(eb, rc, "view definition too large");
     if (rc == TARN_ENOMEM) rc = tarn_errbuf_set(eb, rc, "out of memory");

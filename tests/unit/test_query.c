@@ -415,6 +415,66 @@ TEST(partition_column_in_where)
                 NULL, "[[\"2025-11-25\",3],[\"2025-11-26\",1]]");
 }
 
+/* Replaces the file at lake/rel with bytes that are no Parquet file (or, with
+ * sel, writes it again): a query that opens it fails. */
+static int spoil(const char *rel, const char *sel)
+{
+    if (sel) return write_parquet(sel, rel) > 0;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", lake, rel);
+    FILE *f = fopen(path, "w");
+    if (!f) return 0;
+    fputs("not a parquet file", f);
+    return fclose(f) == 0;
+}
+
+/* A filter on the partition column keeps DuckDB from opening the other
+ * partitions' files, in every schema version's branch of the view: the
+ * files of 2025-11-27 and 2025-11-29 are spoiled after the view is built,
+ * and only queries that must read them fail. */
+TEST(partition_filter_prunes_files)
+{
+    static const char *rel[] = {"processed/prune/days/ingestion_date=2025-11-25/1-2.parquet",
+                                "processed/prune/days/ingestion_date=2025-11-26/3-4.parquet",
+                                "processed/prune/days/ingestion_date=2025-11-27/5-6.parquet",
+                                "processed/prune/days/ingestion_date=2025-11-28/7-8.parquet",
+                                "processed/prune/days/ingestion_date=2025-11-29/9-10.parquet"};
+    /* Versions 1 (k BIGINT) and 2 (k DOUBLE, note added): two branches. */
+    static const char *sel[] = {"SELECT range::BIGINT + 1 AS k FROM range(2)",
+                                "SELECT range::BIGINT + 3 AS k FROM range(2)",
+                                "SELECT range::BIGINT + 5 AS k FROM range(2)",
+                                "SELECT range::DOUBLE + 7.5 AS k, 'n' AS note FROM range(2)",
+                                "SELECT range::DOUBLE + 9.5 AS k, 'n' AS note FROM range(2)"};
+    tarn_column v1[] = {{"k", "BIGINT"}}, v2[] = {{"k", "DOUBLE"}, {"note", "VARCHAR"}};
+    for (int i = 0; i < 5; i++) {
+        int64_t b = write_parquet(sel[i], rel[i]);
+        REQUIRE(b > 0);
+        char part[64];
+        snprintf(part, sizeof part, "ingestion_date=2025-11-%d", 25 + i);
+        REQUIRE(publish("prune", "days", i < 3 ? v1 : v2, i < 3 ? 1 : 2, rel[i], part, b, 2, 2 * i + 2) == 0);
+    }
+    tarn_errbuf eb = {{0}};
+    REQUIRE(tarn_query_refresh_table(qe, "prune", "days", &eb) == 0);
+    EXPECT_ROWS("SELECT count(*), sum(k) FROM prune.days", NULL, "[[10,57.0]]");
+    REQUIRE(spoil(rel[2], NULL) && spoil(rel[4], NULL));
+
+    /* Not pruned: every file is read, the spoiled ones too. */
+    EXPECT_CODE("SELECT count(*) FROM prune.days", NULL, TARN_ESQL, "/prune/days/ingestion_date=2025-11-2");
+    EXPECT_CODE("SELECT count(*) FROM prune.days WHERE k = 1", NULL, TARN_ESQL, NULL);
+    /* Pruned: equality, a range, IN, a DATE literal; one branch or both. */
+    EXPECT_ROWS("SELECT count(*), sum(k) FROM prune.days WHERE ingestion_date = '2025-11-25'", NULL, "[[2,3.0]]");
+    EXPECT_ROWS("SELECT k FROM prune.days WHERE ingestion_date = DATE '2025-11-26' ORDER BY k", NULL,
+                "[[3.0],[4.0]]");
+    EXPECT_ROWS("SELECT count(*) FROM prune.days WHERE ingestion_date < '2025-11-27'", NULL, "[[4]]");
+    EXPECT_ROWS("SELECT count(*), min(k), max(note) FROM prune.days WHERE ingestion_date IN ('2025-11-25', '2025-11-28')",
+                NULL, "[[4,1.0,\"n\"]]");
+    EXPECT_ROWS("SELECT ingestion_date, count(*) FROM prune.days WHERE ingestion_date <> '2025-11-27' "
+                "AND ingestion_date <> '2025-11-29' GROUP BY 1 ORDER BY 1",
+                NULL, "[[\"2025-11-25\",2],[\"2025-11-26\",2],[\"2025-11-28\",2]]");
+    REQUIRE(spoil(rel[2], sel[2]) && spoil(rel[4], sel[4]));
+    EXPECT_ROWS("SELECT count(*), sum(k) FROM prune.days", NULL, "[[10,57.0]]");
+}
+
 TEST(ctes_and_safe_forms)
 {
     EXPECT_ROWS("WITH u AS (SELECT * FROM db.users WHERE active) SELECT count(*) FROM u", NULL, "[[2]]");
@@ -1135,6 +1195,7 @@ int main(void)
     RUN(empty_table_has_typed_columns);
     RUN(schema_widening_across_files);
     RUN(partition_column_in_where);
+    RUN(partition_filter_prunes_files);
     RUN(bytes_scanned_counts_referenced_tables);
     RUN(ctes_and_safe_forms);
     RUN(describe_summarize_show_are_not_selects);
