@@ -50,6 +50,12 @@ int tarn_duck_open(const tarn_duck_opts *opts, duckdb_database *db, duckdb_conne
     duckdb_set_config(cfg, "autoload_known_extensions", "false");
     duckdb_set_config(cfg, "allow_community_extensions", "false");
     if (!opts->preserve_insertion_order) duckdb_set_config(cfg, "preserve_insertion_order", "false");
+    /* A large sort or join spills here, inside the data directory, rather
+     * than into wherever the server was started. */
+    if (opts->temp_dir && duckdb_set_config(cfg, "temp_directory", opts->temp_dir) != DuckDBSuccess) {
+        rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "duckdb: cannot set temp_directory");
+        goto fail;
+    }
     if (duckdb_open_ext(NULL, db, cfg, &err) != DuckDBSuccess) {
         rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "duckdb open: %s", err ? err : "failed");
         duckdb_free(err);

@@ -32,11 +32,14 @@ typedef struct tarn_duck_opts {
     int threads;                      /* 0 = DuckDB's default (all cores) */
     const char *memory_limit;         /* NULL or "" = DuckDB's default */
     int preserve_insertion_order;     /* 0 lets writers go faster with less memory */
+    const char *temp_dir;             /* where DuckDB spills what exceeds its memory (created when
+                                         needed); NULL = DuckDB's default, .tmp in the working directory */
 } tarn_duck_opts;
 
 /* Opens an in-memory database and one connection, hardened: extension
- * autoinstall / autoload / community extensions off, allowed_directories
- * set, external access off, time zone UTC, Parquet footers cached, threads
+ * autoinstall / autoload / community extensions off, the spill directory
+ * set, allowed_directories set (DuckDB adds the spill directory), external
+ * access off, time zone UTC, Parquet footers cached, threads
  * and memory limit applied, then the configuration locked. On success the
  * caller owns *db and *conn (duckdb_disconnect, duckdb_close). */
 int tarn_duck_open(const tarn_duck_opts *opts, duckdb_database *db, duckdb_connection *conn, tarn_errbuf *eb);

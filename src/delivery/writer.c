@@ -1,6 +1,8 @@
 /* writer.c - see writer.h. */
 #include "writer.h"
 
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -37,9 +39,15 @@ int tarn_writer_open(const char *staging_dir, const char *lake_dir, int threads,
     tarn_writer *w = calloc(1, sizeof *w);
     if (!w) return TARN_ENOMEM;
     const char *dirs[] = {staging_dir, lake_dir};
+    /* DuckDB spills inside staging, which every start empties. */
+    char spill[PATH_MAX];
+    if (snprintf(spill, sizeof spill, "%s/duckdb-spill", staging_dir) >= (int)sizeof spill) {
+        free(w);
+        return tarn_errbuf_set(eb, TARN_EINVAL, "staging directory path too long");
+    }
     /* Insertion order is irrelevant for a batch (rows carry _seq); without it
      * DuckDB writes faster and with about half the peak memory. */
-    tarn_duck_opts o = {dirs, 2, threads, memory_limit, 0};
+    tarn_duck_opts o = {dirs, 2, threads, memory_limit, 0, spill};
     int rc = tarn_duck_open(&o, &w->db, &w->conn, eb);
     if (rc) {
         free(w);

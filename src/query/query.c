@@ -1049,7 +1049,7 @@ int tarn_query_engine_open(const tarn_query_opts *opts, tarn_catalog *cat, tarn_
     while (ll > 1 && e->lake_dir[ll - 1] == '/') e->lake_dir[--ll] = '\0';
 
     const char *dirs[] = {e->lake_dir};
-    tarn_duck_opts dopts = {dirs, 1, opts->threads, opts->memory_limit, 1};
+    tarn_duck_opts dopts = {dirs, 1, opts->threads, opts->memory_limit, 1, opts->temp_dir};
     if ((rc = tarn_duck_open(&dopts, &e->db, &e->ddl, eb))) {
         tarn_log_error(LOG, "opening hardened DuckDB failed: %s", eb ? eb->msg : "?");
         goto fail;

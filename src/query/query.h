@@ -31,6 +31,7 @@ typedef struct tarn_query_opts {
     int64_t max_rows;         /* result cap; 0 = 100,000 (then "truncated": true) */
     size_t max_sql;           /* bytes of SQL text; 0 = 256 KiB */
     size_t max_result_bytes;  /* bytes of one encoded result; 0 = 256 MiB */
+    const char *temp_dir;     /* DuckDB's spill directory (e.g. DATA/tmp/query); NULL = DuckDB's default */
 } tarn_query_opts;
 
 enum tarn_query_format {

@@ -211,8 +211,15 @@ int tarn_server_main(int argc, char **argv)
     if ((rc = tarn_mkdir_p(lake, &eb))) goto fail;
     if ((rc = tarn_catalog_open(path, &s.cat, &eb))) goto fail;
 
+    /* DuckDB's spill files of queries: in DATA/tmp, emptied at every start
+     * (a crash leaves them behind). */
+    char spill[PATH_MAX];
+    snprintf(spill, sizeof spill, "%s/tmp", s.data_dir);
+    tarn_rm_rf(spill);
+    if ((rc = tarn_mkdir_p(spill, &eb))) goto fail;
+    snprintf(spill, sizeof spill, "%s/tmp/query", s.data_dir);
     tarn_query_opts qo = {lake, s.cfg.query_threads, s.cfg.query_memory_limit[0] ? s.cfg.query_memory_limit : NULL,
-                          s.cfg.query_timeout_ms, s.cfg.query_max_rows, 0, 0};
+                          s.cfg.query_timeout_ms, s.cfg.query_max_rows, 0, 0, spill};
     if ((rc = tarn_query_engine_open(&qo, s.cat, &s.qe, &eb))) goto fail;
 
     tarn_delivery_opts dopts = {

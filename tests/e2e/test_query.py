@@ -8,8 +8,8 @@ import random
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (check, dumps, eq, expect_error, expect_status, note, parse_timestamp, run,  # noqa: E402
-                     shared, timeout)
+from harness import (Server, check, dumps, eq, expect_error, expect_status, note, parse_timestamp, run,  # noqa: E402
+                     shared, tempdir, timeout)
 
 # Countries with distinct counts, so "ORDER BY users_count DESC LIMIT 10" has
 # one right answer.
@@ -269,6 +269,32 @@ def test_result_cap_100000_rows():
     eq((res["row_count"], len(res["rows"]), res["truncated"]), (100000, 100000, True), "capped result")
     exact = s.query(cross + " LIMIT 100000")
     eq((exact["row_count"], exact["truncated"]), (100000, False), "a result of exactly 100,000 rows")
+
+
+@timeout(120)
+def test_large_query_spills_into_the_data_directory():
+    # A query over query.memory_limit spills to disk: into DATA/tmp/query,
+    # which every start empties, never into the server's working directory.
+    root = tempdir()
+    data = os.path.join(root, "data")
+    stale = os.path.join(data, "tmp", "query", "duckdb_temp_storage_left_by_a_crash.tmp")
+    os.makedirs(os.path.dirname(stale))
+    with open(stale, "wb") as f:
+        f.write(b"x" * 4096)
+    cfg = os.path.join(root, "tarn.yaml")
+    with open(cfg, "w") as f:
+        f.write("query:\n  memory_limit: 64MB\n")
+    s = Server(root=root, extra_args=["--config", cfg], name="spill").start()
+    check(not os.path.exists(stale), "a spill file left in DATA/tmp/query was not removed at start")
+    for part in range(2):  # 10,000 records per request at most
+        s.ingest("sp", "nums", [{"x": k} for k in range(part * 10000, (part + 1) * 10000)])
+    s.flush("sp", "nums")
+    # 8 million distinct values: a hash table several times the 64 MB limit.
+    res = s.query("SELECT count(*) FROM (SELECT DISTINCT a.x * 1000 + b.x FROM sp.nums a, sp.nums b WHERE b.x < 400)")
+    eq(res["rows"], [[8000000]], "the spilling query's result")
+    check(os.path.isdir(os.path.join(data, "tmp", "query")), "DuckDB did not spill into DATA/tmp/query")
+    check(not os.path.exists(os.path.join(root, ".tmp")), "DuckDB spilled into the server's working directory")
+    eq(s.stop(), 0, "exit status on SIGTERM")
 
 
 @timeout(120)

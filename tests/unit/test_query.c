@@ -21,6 +21,7 @@
 
 static char *tmp;           /* test directory */
 static char lake[512];      /* tmp/lake */
+static char spill[512];     /* tmp/spill: qe's DuckDB temp_directory */
 static tarn_catalog *cat;
 static tarn_query_engine *qe;      /* default limits */
 static tarn_query_engine *qe_tight; /* max_rows 2, timeout 50 ms, small SQL and result caps */
@@ -89,6 +90,7 @@ static int setup(void)
     tmp = test_tmpdir("query");
     if (!tmp) return 0;
     snprintf(lake, sizeof lake, "%s/lake", tmp);
+    snprintf(spill, sizeof spill, "%s/spill", tmp);
     char path[1024];
     snprintf(path, sizeof path, "%s/catalog.db", tmp);
     tarn_errbuf eb = {{0}};
@@ -153,12 +155,12 @@ static int setup(void)
                 "ingestion_date=2025-11-25", bb, 200000, 200000))
         return 0;
 
-    tarn_query_opts o = {lake, 2, "1GB", 0, 0, 0, 0};
+    tarn_query_opts o = {lake, 2, "1GB", 0, 0, 0, 0, spill};
     if (tarn_query_engine_open(&o, cat, &qe, &eb)) {
         printf("engine: %s\n", eb.msg);
         return 0;
     }
-    tarn_query_opts t = {lake, 2, NULL, 50, 2, 4096, 3000};
+    tarn_query_opts t = {lake, 2, NULL, 50, 2, 4096, 3000, NULL};
     if (tarn_query_engine_open(&t, cat, &qe_tight, &eb)) {
         printf("engine: %s\n", eb.msg);
         return 0;
@@ -314,6 +316,81 @@ TEST(every_connection_has_the_engine_settings)
         EXPECT_ROWS("SELECT current_setting('parquet_metadata_cache')", NULL, "[[true]]");
         EXPECT_ROWS("SELECT strftime(TIMESTAMPTZ '2025-11-25 10:00:00+00', '%H')", NULL, "[[\"10\"]]");
     }
+}
+
+/* The hardening DESIGN.md asks of DuckDB, on every query connection. The
+ * SQL checker refuses file access before DuckDB sees it, so these settings
+ * are the second line; they are read back here rather than trusted. */
+TEST(every_connection_is_hardened)
+{
+    char want[2400];
+    /* The spill directory is allowed too: DuckDB adds it. */
+    snprintf(want, sizeof want, "[[false,true,false,false,false,[\"%s/\",\"%s/\"],\"%s\"]]", lake, spill, spill);
+    for (int i = 0; i < 3; i++)
+        EXPECT_ROWS("SELECT current_setting('enable_external_access'), current_setting('lock_configuration'), "
+                    "current_setting('autoload_known_extensions'), current_setting('autoinstall_known_extensions'), "
+                    "current_setting('allow_community_extensions'), list_sort(current_setting('allowed_directories')), "
+                    "current_setting('temp_directory')",
+                    NULL, want);
+}
+
+/* A query larger than the memory limit spills into the engine's temp_dir
+ * and completes. */
+TEST(large_query_spills_into_temp_dir)
+{
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/spill-small", tmp);
+    tarn_query_opts o = {lake, 2, "64MB", 0, 0, 0, 0, dir};
+    tarn_query_engine *small = NULL;
+    tarn_errbuf eb = {{0}};
+    REQUIRE(tarn_query_engine_open(&o, cat, &small, &eb) == TARN_OK);
+    /* 8 million distinct values: a hash table of several times 64 MB. */
+    expect_rows(small,
+                "SELECT count(*) FROM (SELECT DISTINCT a.x * 100 + b.x AS v FROM other.big a, other.big b "
+                "WHERE b.x < 40)",
+                NULL, "[[8000000]]", __LINE__);
+    struct stat st;
+    CHECK(stat(dir, &st) == 0 && S_ISDIR(st.st_mode));
+    tarn_query_engine_close(small);
+}
+
+/* What tarn_duck_open's hardening does on its own, below the SQL checker:
+ * no file outside the allowed directories, no settings changed, no
+ * extension installed or loaded, no database attached. */
+TEST(duck_open_refuses_outside_access)
+{
+    const char *dirs[] = {lake};
+    tarn_duck_opts o = {dirs, 1, 1, NULL, 0, NULL};
+    duckdb_database db = NULL;
+    duckdb_connection conn = NULL;
+    tarn_errbuf eb = {{0}};
+    REQUIRE(tarn_duck_open(&o, &db, &conn, &eb) == TARN_OK);
+    static const char *refused[] = {
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SELECT * FROM '/etc/passwd'",
+        "COPY (SELECT 1) TO '/tmp/tarn-duck-escape.csv'",
+        "SET enable_external_access = true",
+        "SET allowed_directories = ['/']",
+        "SET lock_configuration = false",
+        "INSTALL httpfs",
+        "LOAD httpfs",
+        "ATTACH '/tmp/tarn-duck-escape.duckdb' AS x",
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        int rc = tarn_duck_exec(conn, refused[i], TARN_ESQL, &eb);
+        if (rc == TARN_OK) printf("  not refused: %s\n", refused[i]);
+        CHECK_EQ_INT(rc, TARN_ESQL);
+    }
+    struct stat st;
+    CHECK(stat("/tmp/tarn-duck-escape.csv", &st) != 0);
+    CHECK(stat("/tmp/tarn-duck-escape.duckdb", &st) != 0);
+    /* The lake itself stays readable. */
+    char sql[1200];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM read_parquet('%s/processed/other/big/ingestion_date=2025-11-25/1-200000.parquet')",
+             lake);
+    CHECK_EQ_INT(tarn_duck_exec(conn, sql, TARN_ESQL, &eb), TARN_OK);
+    duckdb_disconnect(&conn);
+    duckdb_close(&db);
 }
 
 /* Connections are reused between queries: the default database of one must
@@ -878,7 +955,7 @@ TEST(cancel_ends_running_queries_and_refuses_new_ones)
 {
     tarn_errbuf eb = {{0}};
     tarn_query_engine *qe_cancel = NULL;
-    tarn_query_opts o = {lake, 2, NULL, 60000, 0, 0, 0};
+    tarn_query_opts o = {lake, 2, NULL, 60000, 0, 0, 0, NULL};
     CHECK_EQ_INT(tarn_query_engine_open(&o, cat, &qe_cancel, &eb), TARN_OK);
     if (!qe_cancel) return;
     /* One bind (capped), its own LIMIT, and prepared + streamed: without
@@ -1169,7 +1246,7 @@ TEST(reopen_builds_every_view_and_skips_broken_ones)
      * reserved database: open logs them and serves the rest. */
     tarn_query_engine *e2 = NULL;
     tarn_errbuf eb = {{0}};
-    tarn_query_opts o = {lake, 1, NULL, 0, 0, 0, 0};
+    tarn_query_opts o = {lake, 1, NULL, 0, 0, 0, 0, NULL};
     REQUIRE(tarn_query_engine_open(&o, cat, &e2, &eb) == 0);
     expect_rows(e2, "SELECT count(*), sum(k)::BIGINT FROM db.grow", NULL, "[[13,91]]", __LINE__);
     expect_rows(e2, "SELECT v FROM db.wide ORDER BY v", NULL, "[[2.5],[7.0]]", __LINE__);
@@ -1190,6 +1267,9 @@ int main(void)
     RUN(struct_field_group_by);
     RUN(default_database);
     RUN(every_connection_has_the_engine_settings);
+    RUN(every_connection_is_hardened);
+    RUN(large_query_spills_into_temp_dir);
+    RUN(duck_open_refuses_outside_access);
     RUN(reused_connections_keep_no_default_database);
     RUN(csv_format);
     RUN(empty_table_has_typed_columns);
