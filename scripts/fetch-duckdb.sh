@@ -22,7 +22,12 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 echo "fetch-duckdb: npm pack $lib_pkg $hdr_pkg"
-npm pack --silent "$lib_pkg" "$hdr_pkg" >/dev/null 2>npm.err || { cat npm.err >&2; exit 1; }
+# --loglevel=error, not --silent: --silent drops the error message too.
+npm pack --loglevel=error "$lib_pkg" "$hdr_pkg" >/dev/null 2>npm.err || {
+  cat npm.err >&2
+  echo "fetch-duckdb: npm pack failed (the npm registry must be reachable)" >&2
+  exit 1
+}
 
 check() { # file expected-sri
   local got="sha512-$(openssl dgst -sha512 -binary "$1" | base64 -w0)"

@@ -5,10 +5,11 @@ errors are one line and a non-zero exit."""
 
 import json
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Server, check, cli_desc, eq, note, run, run_cli, shared, tempdir,  # noqa: E402
+from harness import (TARN, Server, check, cli_desc, eq, note, run, run_cli, shared, tempdir,  # noqa: E402
                      timeout)
 
 USERS = [{"id": i, "name": "user %d" % i, "email": "u%d@example.com" % i, "score": i * 1.5,
@@ -179,6 +180,38 @@ def test_cli_ingest_file_larger_than_one_request():
     ok(run_cli(["flush", "cli_db.many"], env=env(s)))
     eq(s.rows("SELECT COUNT(*), COUNT(DISTINCT id), MIN(id), MAX(id) FROM cli_db.many"), [[25000, 25000, 0, 24999]],
        "records of a 25,000-line file")
+
+
+@timeout(180)
+def test_cli_ingest_streams_a_large_file_in_bounded_memory():
+    # 128 MiB of NDJSON: the CLI reads and sends it in batches, so its peak
+    # memory stays a small fraction of the file (a 1 GB file works the same).
+    s = shared()
+    d = tempdir()
+    path = os.path.join(d, "large.ndjson")
+    pad = "p" * 900
+    n = 0
+    with open(path, "w") as f:
+        while f.tell() < 128 * 2**20:
+            f.write('{"id": %d, "pad": "%s"}\n' % (n, pad))
+            n += 1
+    size = os.path.getsize(path)
+    e = {k: v for k, v in os.environ.items() if not k.startswith("TARN_")}
+    e.update(env(s))
+    with open(os.devnull, "wb") as devnull:
+        p = subprocess.Popen([TARN, "ingest", "cli_db.large", path], env=e, stdout=devnull, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(p.pid, 0)
+        err = p.stderr.read().decode("utf-8", "replace")
+        p.stderr.close()
+    check(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, "tarn ingest of %d bytes: status %d, stderr %s"
+          % (size, status, err[:500]))
+    peak = usage.ru_maxrss * 1024  # kilobytes on Linux
+    note("tarn ingest of a %.0f MiB file (%d records): peak RSS %.1f MiB" % (size / 2**20, n, peak / 2**20))
+    check(peak < 64 * 2**20, "tarn ingest of %d bytes peaked at %d bytes of memory" % (size, peak))
+    ok(run_cli(["flush", "cli_db.large"], env=env(s), timeout=120))
+    eq(s.rows("SELECT COUNT(*), COUNT(DISTINCT id), MIN(id), MAX(id) FROM cli_db.large"), [[n, n, 0, n - 1]],
+       "records of the %d-byte file" % size)
+    os.unlink(path)
 
 
 if __name__ == "__main__":

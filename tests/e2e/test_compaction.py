@@ -1,11 +1,13 @@
 """Compaction: a partition's small Parquet files are merged into one file and
 swapped in one catalog transaction; the replaced files are deleted after the
-grace period; files of different schema versions are merged separately and
+grace period (and not before it; at the next start if that comes first);
+files of different schema versions are merged separately and
 every row stays readable with the widened types. Also exercises --config."""
 
 import glob
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import check, eq, read_parquet, run, seq_range, start_with_config, timeout, wait_until  # noqa: E402
@@ -63,6 +65,33 @@ def test_small_files_are_merged_and_old_ones_deleted_after_grace():
     s.stop()
     s.start()
     eq(s.scalar("SELECT COUNT(*) FROM %s.%s" % (db, t)), 50, "rows after restart")
+    s.stop()
+
+
+@timeout(90)
+def test_replaced_files_kept_for_the_grace_period():
+    # grace 1h: the files compaction replaced stay on disk (a query that
+    # bound the table before the swap may still read them) but no query
+    # sees them; a restart, with no query running, removes them.
+    s = start_with_config(CONFIG.replace("min_files: 3", "min_files: 5").replace("grace: 1500ms", "grace: 1h"))
+    db, t = "comp", "graced"
+    for batch in range(5):
+        s.ingest(db, t, [{"id": batch * 10 + k, "batch": batch} for k in range(10)])
+        s.flush(db, t)
+    before = parquet_on_disk(s, db, t)
+    eq(len(before), 5, "files before compaction")
+    wait_until(lambda: live_files(s, db, t) == 1, 20, what="the five files compacted into one")
+    after = parquet_on_disk(s, db, t)
+    eq(len(after), 6, "files on disk right after compaction (the compacted one and the five it replaced)")
+    check(set(before) < set(after), "a replaced file is gone before its grace period")
+    time.sleep(1.0)  # five more compaction rounds (interval 200 ms)
+    eq(parquet_on_disk(s, db, t), after, "files on disk a second later, within the grace period")
+    eq(s.scalar("SELECT COUNT(*) FROM %s.%s" % (db, t)), 50, "rows: the replaced files are not read")
+    eq(s.scalar("SELECT COUNT(DISTINCT id) FROM %s.%s" % (db, t)), 50, "distinct ids")
+    s.stop()
+    s.start()
+    eq(len(parquet_on_disk(s, db, t)), 1, "files on disk after a restart (replaced files removed at start)")
+    eq(s.scalar("SELECT COUNT(*) FROM %s.%s" % (db, t)), 50, "rows after the restart")
     s.stop()
 
 

@@ -194,6 +194,62 @@ def test_seed_iot_record():
           "data.timestamp: sent '2025-11-25T10:00:00Z', got %r" % ts)
 
 
+def test_seed_raw_data_query_by_source_and_date():
+    # Seed 003's "Query raw data", with Tarn's partition column in place of
+    # its year/month partitions: WHERE source = ... AND <today's partition>.
+    s = shared()
+    recs = [{"source": src, "data": {"device_id": "d%d" % k, "temperature": 20 + k}}
+            for k, src in enumerate(["iot_sensors", "pos", "iot_sensors", "web", "iot_sensors"])]
+    s.ingest("seed003", "raw_data", recs)
+    s.flush("seed003", "raw_data")
+    today = s.scalar("SELECT CAST(current_date AS VARCHAR)")
+    res = s.query("SELECT * FROM seed003.raw_data WHERE source = 'iot_sensors' AND ingestion_date = '%s' "
+                  "ORDER BY _seq LIMIT 10" % today)
+    names = [c["name"] for c in res["columns"]]
+    eq(names, ["source", "data", "_ingested_at", "_seq", "ingestion_date"], "columns of SELECT *")
+    eq([(r[0], r[1]["device_id"], r[4]) for r in res["rows"]],
+       [("iot_sensors", "d0", today), ("iot_sensors", "d2", today), ("iot_sensors", "d4", today)], "rows")
+    eq(s.scalar("SELECT COUNT(*) FROM seed003.raw_data WHERE ingestion_date = DATE '2000-01-01'"), 0,
+       "another day's partition")
+
+
+# jsonplaceholder's /users and /posts, as seed 000's Lambda pulls them.
+JP_USERS = [
+    {"id": 1, "name": "Leanne Graham", "username": "Bret", "email": "Sincere@april.biz",
+     "address": {"street": "Kulas Light", "suite": "Apt. 556", "city": "Gwenborough", "zipcode": "92998-3874",
+                 "geo": {"lat": "-37.3159", "lng": "81.1496"}},
+     "phone": "1-770-736-8031 x56442", "website": "hildegard.org",
+     "company": {"name": "Romaguera-Crona", "catchPhrase": "Multi-layered client-server neural-net",
+                 "bs": "harness real-time e-markets"}},
+    {"id": 2, "name": "Ervin Howell", "username": "Antonette", "email": "Shanna@melissa.tv",
+     "address": {"street": "Victor Plains", "suite": "Suite 879", "city": "Wisokyburgh", "zipcode": "90566-7771",
+                 "geo": {"lat": "-43.9509", "lng": "-34.4618"}},
+     "phone": "010-692-6593 x09125", "website": "anastasia.net",
+     "company": {"name": "Deckow-Crist", "catchPhrase": "Proactive didactic contingency",
+                 "bs": "synergize scalable supply-chains"}},
+]
+JP_POSTS = [{"userId": 1 + (k % 2) if k < 7 else 1, "id": k + 1, "title": "title %d" % (k + 1),
+             "body": "line one\nline two of post %d" % (k + 1)} for k in range(10)]
+
+
+def test_jsonplaceholder_users_and_posts():
+    s = shared()
+    s.ingest("jsonplaceholder", "users", JP_USERS, form="array")
+    s.ingest("jsonplaceholder", "posts", JP_POSTS, form="array")
+    s.flush("jsonplaceholder", "users")
+    s.flush("jsonplaceholder", "posts")
+    rows = s.rows("SELECT u.username, u.company.name, u.address.geo.lat, COUNT(*) AS posts "
+                  "FROM jsonplaceholder.posts p JOIN jsonplaceholder.users u ON p.userId = u.id "
+                  "GROUP BY ALL ORDER BY posts DESC")
+    eq(rows, [["Bret", "Romaguera-Crona", "-37.3159", 7], ["Antonette", "Deckow-Crist", "-43.9509", 3]],
+       "posts per user with nested company and geo fields")
+    eq(s.rows("SELECT id, body FROM jsonplaceholder.posts WHERE id = 4"), [[4, "line one\nline two of post 4"]],
+       "a post's body with its newline")
+    cols = {c["name"]: c["type"] for c in s.get_json("/v1/tables/jsonplaceholder/users")["columns"]}
+    eq(cols["id"], "BIGINT", "users.id type")
+    check(cols["address"].startswith("STRUCT(") and "geo" in cols["address"], "users.address type %r" % cols["address"])
+
+
 def test_value_encodings():
     s = shared()
     res = s.query("SELECT DATE '2025-01-02' AS d, CAST(1.5 AS DECIMAL(10,2)) AS dec, "
