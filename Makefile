@@ -87,4 +87,8 @@ bench: build/tarn
 clean:
 	rm -rf build
 
+# Only pattern rules name the sanitizer objects: without this make deletes
+# them as intermediate files after each build, and rebuilds them every time.
+.SECONDARY: $(ASAN_OBJ)
+
 -include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d)

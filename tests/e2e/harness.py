@@ -256,13 +256,16 @@ class Server:
     """One tarn server process over a data directory it may outlive: stop()
     then start() again restarts on the same data (on a new port)."""
 
-    def __init__(self, data_dir=None, root=None, extra_args=None, name="server", default_data=False, extra_env=None):
+    def __init__(self, data_dir=None, root=None, extra_args=None, name="server", default_data=False, extra_env=None,
+                 config_only=False):
         """default_data: start without --data (the server must use
         ./tarn-data in its working directory, which is root). extra_env: more
         environment for the server process (set or cleared with self.extra_env
-        before a start)."""
+        before a start). config_only: no --data or --listen; both go in a
+        configuration file given with --config (written at each start)."""
         self.root = root or tempdir()
         self.default_data = default_data
+        self.config_only = config_only
         self.data = os.path.join(self.root, "tarn-data") if default_data else (data_dir or os.path.join(self.root, "data"))
         self.extra_args = list(extra_args or [])
         self.extra_env = dict(extra_env or {})
@@ -291,8 +294,14 @@ class Server:
         log = open(self.log_path, "ab")
         log.write(b"\n===== start %d: port %d =====\n" % (self.starts, self.port))
         log.flush()
-        args = [TARN, "serve"] + ([] if self.default_data else ["--data", self.data])
-        args += ["--listen", "127.0.0.1:%d" % self.port] + self.extra_args
+        if self.config_only:
+            cfg = os.path.join(self.root, "%s-listen.yaml" % self.name)
+            with open(cfg, "w") as f:
+                f.write("listen: 127.0.0.1:%d\ndata: %s\n" % (self.port, json.dumps(self.data)))
+            args = [TARN, "serve", "--config", cfg] + self.extra_args
+        else:
+            args = [TARN, "serve"] + ([] if self.default_data else ["--data", self.data])
+            args += ["--listen", "127.0.0.1:%d" % self.port] + self.extra_args
         env = {k: v for k, v in os.environ.items() if not k.startswith("TARN_")}
         env.update(self.extra_env)
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

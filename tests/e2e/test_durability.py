@@ -3,17 +3,19 @@ during a sustained ingest (every acknowledged record exactly once, nothing
 that was never sent), and torn log tails recovered."""
 
 import collections
+import json
 import os
 import random
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Server, check, dumps, eq, ndjson, note, read_parquet, read_raw, run, seq_range,  # noqa: E402
-                     tempdir, timeout, wait_until)
+from harness import (TARN, Server, check, dumps, eq, free_port, http_request, ndjson, note, read_parquet,  # noqa: E402
+                     read_raw, run, seq_range, tempdir, timeout, wait_until)
 
 
 def ids_and_seqs(s, db, table, page=50000):
@@ -270,6 +272,37 @@ def test_serve_defaults_to_tarn_data_in_working_directory():
     check(s.lake_files("processed", "defaults", "t", "parquet"), "no Parquet file under ./tarn-data/lake")
     eq(os.path.realpath(s.get_json("/v1/status")["data_dir"]), os.path.realpath(s.data), "data_dir in /v1/status")
     eq(s.stop(), 0, "exit status")
+
+
+def test_serve_takes_listen_and_data_from_the_config_file():
+    s = Server(name="cfg", config_only=True).start()
+    st = s.get_json("/v1/status")
+    eq(st["listen"], "127.0.0.1:%d" % s.port, "listen in /v1/status (from the config file)")
+    eq(os.path.realpath(st["data_dir"]), os.path.realpath(s.data), "data_dir in /v1/status (from the config file)")
+    s.ingest("cfgdb", "t", [{"id": 1}])
+    eq(s.stop(), 0, "exit status")
+    # --listen given as well wins over the file's listen.
+    cfg = os.path.join(s.root, "cfg-listen.yaml")
+    port = free_port()
+    p = subprocess.Popen([TARN, "serve", "--config", cfg, "--listen", "127.0.0.1:%d" % port], cwd=s.root,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if http_request(port, "GET", "/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                pass
+            check(p.poll() is None and time.monotonic() < deadline, "no answer on the --listen port %d" % port)
+            time.sleep(0.05)
+        tok = open(os.path.join(s.data, "admin.token")).read().strip()
+        st = json.loads(http_request(port, "GET", "/v1/status", headers={"Authorization": "Bearer " + tok}).body)
+        eq(st["listen"], "127.0.0.1:%d" % port, "listen in /v1/status with --listen over the file")
+        eq([t["durable_seq"] for t in st["tables"] if t["name"] == "t"], [1], "the same data directory")
+    finally:
+        p.terminate()
+        eq(p.wait(30), 0, "exit status on SIGTERM")
 
 
 def find_markers(seg_bytes, markers):
