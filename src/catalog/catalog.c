@@ -781,6 +781,27 @@ out:
     return rc;
 }
 
+int tarn_catalog_drop_new_table(tarn_catalog *c, int64_t table_id, const char *db, tarn_errbuf *eb)
+{
+    catalog_lock(c);
+    int rc = catalog_begin(c, "BEGIN IMMEDIATE", eb);
+    if (!rc)
+        rc = catalog_exec(c, "drop new table", eb,
+                          "DELETE FROM tables WHERE id = ?1 AND schema_version = 0 AND delivered_seq = 0 "
+                          "AND raw_seq = 0 AND NOT EXISTS (SELECT 1 FROM files WHERE table_id = ?1) "
+                          "AND NOT EXISTS (SELECT 1 FROM schema_versions WHERE table_id = ?1) "
+                          "AND NOT EXISTS (SELECT 1 FROM partitions WHERE table_id = ?1)",
+                          "i", table_id);
+    if (!rc)
+        rc = catalog_exec(c, "drop new database", eb,
+                          "DELETE FROM databases WHERE name = ?1 "
+                          "AND NOT EXISTS (SELECT 1 FROM tables WHERE db_id = databases.id)",
+                          "t", db);
+    rc = catalog_end(c, rc, eb);
+    catalog_unlock(c);
+    return rc;
+}
+
 int tarn_catalog_get_table(tarn_catalog *c, const char *db, const char *table, tarn_table_info *out,
                            tarn_errbuf *eb)
 {

@@ -61,6 +61,11 @@ void tarn_catalog_close(tarn_catalog *c);
  * caller with tarn_name_valid) and fills *out. */
 int tarn_catalog_ensure_table(tarn_catalog *c, const char *db, const char *table, tarn_table_info *out,
                               tarn_errbuf *eb);
+/* Undoes tarn_catalog_ensure_table for a table that was just created and
+ * never held anything (no schema, no files, nothing delivered): deletes it,
+ * and its database if no table is left in it. A table that holds anything
+ * is kept. For a first write that fails after the catalog entry was made. */
+int tarn_catalog_drop_new_table(tarn_catalog *c, int64_t table_id, const char *db, tarn_errbuf *eb);
 /* TARN_ENOTFOUND if the table does not exist. */
 int tarn_catalog_get_table(tarn_catalog *c, const char *db, const char *table, tarn_table_info *out,
                            tarn_errbuf *eb);

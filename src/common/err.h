@@ -34,7 +34,8 @@
     X(TARN_EMETHOD,        -18,   405, "method not allowed")               \
     X(TARN_EINTERNAL,      -19,   500, "internal error")                   \
     X(TARN_EUNAVAILABLE,   -20,   503, "temporarily unavailable")         \
-    X(TARN_EUNSUPPORTED,   -21,   500, "not supported by this path")
+    X(TARN_EUNSUPPORTED,   -21,   500, "not supported by this path")  \
+    X(TARN_ELIMIT,         -22,   400, "limit reached")
 
 enum tarn_err {
 #define TARN__ERR_ENUM(name, value, http, msg) name = value,

@@ -23,6 +23,7 @@ void tarn_config_defaults(tarn_config *c)
     c->max_connections = 256;
     c->max_inflight = (size_t)256 << 20;
     c->max_backlog = (size_t)4 << 30;
+    c->max_tables = 1000;
     c->buffer_size = (size_t)64 << 20;
     c->buffer_interval_ms = 1000;
     c->max_batch = (size_t)512 << 20;
@@ -130,6 +131,7 @@ static const struct config_key config_keys[] = {
     {"http.threads", CFG_INT, CFG_AT(http_threads), 0, 64},
     {"limits.max_inflight", CFG_SIZE, CFG_AT(max_inflight), 1048576, 1e12},
     {"limits.max_backlog", CFG_SIZE, CFG_AT(max_backlog), 1048576, 1e15},
+    {"limits.max_tables", CFG_INT, CFG_AT(max_tables), 1, 1000000},
     {"buffering.size", CFG_SIZE, CFG_AT(buffer_size), 1024, 16384.0 * 1048576},
     {"buffering.interval", CFG_DURATION, CFG_AT(buffer_interval_ms), 10, 86400000},
     {"buffering.max_batch", CFG_SIZE, CFG_AT(max_batch), 1024, 16384.0 * 1048576},

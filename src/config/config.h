@@ -10,7 +10,7 @@
  *   data: ./tarn-data
  *   limits:    {max_record: 1MiB, max_request: 10MiB, max_depth: 64,
  *               max_records: 10000, max_connections: 256, max_inflight: 256MiB,
- *               max_backlog: 4GiB}
+ *               max_backlog: 4GiB, max_tables: 1000}
  *   buffering: {size: 64MiB, interval: 1s}
  *   compaction: {target_size: 128MiB, min_files: 4, grace: 5m, interval: 10s}
  *   stream:    {segment_size: 64MiB}
@@ -38,6 +38,7 @@ typedef struct tarn_config {
     int http_threads;         /* libmicrohttpd's threads, each with its epoll loop; 0 = one per core */
     size_t max_inflight;      /* request bodies held in memory at once, all connections together */
     size_t max_backlog;       /* per table: acknowledged, not yet delivered bytes before ingest answers 503 */
+    int max_tables;           /* tables a first write may create; each holds a log (two descriptors, a thread) */
 
     size_t buffer_size;
     int64_t buffer_interval_ms;

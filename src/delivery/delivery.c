@@ -43,7 +43,6 @@
 #include "delivery/writer.h"
 
 #define LOG "delivery"
-#define DELIVERY_MAX_TABLES 4096
 #define DELIVERY_RETRY_MIN_MS 500
 #define DELIVERY_RETRY_MAX_MS 30000
 #define DELIVERY_RAW_NICE 19
@@ -164,12 +163,42 @@ static tarn_table *table_find_locked(tarn_delivery *d, const char *db, const cha
 
 static int table_add_locked(tarn_delivery *d, tarn_table *t)
 {
-    if (d->ntables >= DELIVERY_MAX_TABLES) return TARN_ETOOBIG;
     tarn_table **n = realloc(d->tables, (d->ntables + 1) * sizeof *n);
     if (!n) return TARN_ENOMEM;
     d->tables = n;
     d->tables[d->ntables++] = t;
     return TARN_OK;
+}
+
+/* Whether the stream directory of db.name exists. */
+static int table_dir_exists(tarn_delivery *d, const char *db, const char *name)
+{
+    char dir[PATH_MAX];
+    struct stat st;
+    return delivery_stream_path(d, db, name, dir, sizeof dir) == TARN_OK && lstat(dir, &st) == 0;
+}
+
+/* Removes what a failed first write made: the table's catalog entry (and
+ * its database's, if it has no other table) when the table never held
+ * anything, and its stream directory if this write created it (no record
+ * in it was acknowledged). */
+static void table_undo_new(tarn_delivery *d, const tarn_table_info *info, int dir_existed)
+{
+    if (info->schema_version != 0 || info->delivered_seq != 0) return;
+    tarn_errbuf ueb = {{0}};
+    if (tarn_catalog_drop_new_table(d->cat, info->id, info->db, &ueb))
+        tarn_log_warn(LOG, "%s.%s: undoing a failed first write: %s", info->db, info->name, ueb.msg);
+    char dir[PATH_MAX];
+    if (dir_existed || delivery_stream_path(d, info->db, info->name, dir, sizeof dir) != TARN_OK) return;
+    struct stat st;
+    if (lstat(dir, &st) == 0 && S_ISDIR(st.st_mode)) tarn_rm_rf(dir);
+    /* The database's directory too, if that left it empty (rmdir fails
+     * otherwise). */
+    char *slash = strrchr(dir, '/');
+    if (slash) {
+        *slash = '\0';
+        rmdir(dir);
+    }
 }
 
 int tarn_delivery_table(tarn_delivery *d, const char *db, const char *table, int create, tarn_table **out,
@@ -179,18 +208,28 @@ int tarn_delivery_table(tarn_delivery *d, const char *db, const char *table, int
     tarn_table *t = table_find_locked(d, db, table);
     int rc = TARN_OK;
     if (!t && !create) rc = tarn_errbuf_set(eb, TARN_ENOTFOUND, "table %s.%s not found", db, table);
-    if (!t && create) {
+    if (!t && create && d->opts.max_tables > 0 && d->ntables >= (size_t)d->opts.max_tables)
+        rc = tarn_errbuf_set(eb, TARN_ELIMIT,
+                             "cannot create %s.%s: the server holds %zu tables, its limit (limits.max_tables)", db,
+                             table, d->ntables);
+    else if (!t && create) {
         /* Creating under the lock keeps two first writers from opening the
          * same stream twice; it happens once per table. */
         tarn_table_info info;
         memset(&info, 0, sizeof info);
+        int dir_existed = table_dir_exists(d, db, table);
         rc = tarn_catalog_ensure_table(d->cat, db, table, &info, eb);
-        if (rc == TARN_OK) rc = table_open(d, &info, &t, eb);
-        if (rc == TARN_OK && (rc = table_add_locked(d, t))) {
-            tarn_stream_close(t->stream);
-            free(t);
-            t = NULL;
-            tarn_errbuf_set(eb, rc, "too many tables (limit %d)", DELIVERY_MAX_TABLES);
+        if (rc == TARN_OK) {
+            rc = table_open(d, &info, &t, eb);
+            if (rc == TARN_OK && (rc = table_add_locked(d, t))) {
+                tarn_stream_close(t->stream);
+                free(t);
+                t = NULL;
+                tarn_errbuf_set(eb, rc, "out of memory");
+            }
+            /* A first write that failed leaves nothing behind: not the
+             * catalog entry, not the stream directory. */
+            if (rc) table_undo_new(d, &info, dir_existed);
         }
         tarn_table_info_free(&info);
         if (rc == TARN_OK) tarn_log_info(LOG, "created table %s.%s", db, table);

@@ -64,6 +64,9 @@ typedef struct tarn_delivery_opts {
     size_t max_record;           /* largest record the log accepts */
     size_t max_backlog;          /* appends are refused while this many acknowledged bytes of the
                                     table wait for delivery; 0 = no limit */
+    int max_tables;              /* tables a first write may create (TARN_ELIMIT beyond); tables
+                                    the catalog holds at start are opened whatever their number;
+                                    0 = no limit */
     size_t compact_target;       /* compacted file size */
     int compact_min_files;       /* compact a partition once it has this many small files */
     int64_t compact_grace_ms;    /* replaced files are deleted after this */

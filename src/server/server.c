@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -172,6 +173,29 @@ static int server_parse_args(tarn_server *s, int argc, char **argv, tarn_errbuf 
     return TARN_OK;
 }
 
+/* Every table keeps two descriptors open (its log's newest segment and a
+ * reader) and every connection one: raises the soft open-file limit toward
+ * what limits.max_tables and limits.max_connections may need, within the
+ * hard limit, and says so at start if that is not enough. */
+#define SERVER_FD_SPARE 512 /* SQLite, DuckDB, lake files being written and read, the log's directory */
+static void server_raise_nofile(const tarn_config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    rlim_t need = (rlim_t)cfg->max_tables * 2 + cfg->max_connections + SERVER_FD_SPARE;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        rlim_t want = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need ? rl.rlim_max : need;
+        struct rlimit nl = {want, rl.rlim_max};
+        if (want > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &nl) == 0) rl.rlim_cur = want;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+        tarn_log_warn(LOG,
+                      "the open-file limit is %llu; limits.max_tables (%d) and limits.max_connections (%u) may "
+                      "need %llu: raise it (ulimit -n) or lower them",
+                      (unsigned long long)rl.rlim_cur, cfg->max_tables, cfg->max_connections,
+                      (unsigned long long)need);
+}
+
 int tarn_server_main(int argc, char **argv)
 {
     tarn_server s;
@@ -193,6 +217,7 @@ int tarn_server_main(int argc, char **argv)
         server_usage(stderr);
         return 2;
     }
+    server_raise_nofile(&s.cfg);
     if ((rc = tarn_mkdir_p(s.cfg.data_dir, &eb))) goto fail;
     if (!realpath(s.cfg.data_dir, s.data_dir)) {
         rc = tarn_errbuf_set(&eb, TARN_EIO, "cannot resolve %s: %s", s.cfg.data_dir, strerror(errno));
@@ -230,6 +255,7 @@ int tarn_server_main(int argc, char **argv)
         .segment_size = s.cfg.segment_size,
         .max_record = s.cfg.max_record,
         .max_backlog = s.cfg.max_backlog,
+        .max_tables = s.cfg.max_tables,
         .compact_target = s.cfg.compact_target,
         .compact_min_files = s.cfg.compact_min_files,
         .compact_grace_ms = s.cfg.compact_grace_ms,

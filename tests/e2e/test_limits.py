@@ -3,7 +3,9 @@
 and changes nothing, and the budget comes back when requests complete. A
 table whose acknowledged but undelivered bytes pass limits.max_backlog
 refuses appends the same way until delivery catches up. A query over its
-timeout gets 504."""
+timeout gets 504. A first write beyond limits.max_tables gets 400
+TARN_ELIMIT and creates nothing; a first write that fails leaves no table
+behind."""
 
 import os
 import socket
@@ -108,6 +110,67 @@ def test_query_timeout_gives_504_and_the_server_stays_usable():
     check(took < 10, "the timeout took %.1f s to stop the query" % took)
     eq(s.scalar("SELECT COUNT(*) FROM %s.%s" % (db, t)), 2000, "a normal query afterwards")
     s.stop()
+
+
+def table_names(s):
+    return sorted("%s.%s" % (t["database"], t["name"]) for t in s.get_json("/v1/tables")["tables"])
+
+
+@timeout(90)
+def test_table_limit_refuses_new_tables_and_changes_nothing():
+    cfg = "limits:\n  max_tables: 3\n"
+    s = start_with_config(cfg)
+    for k in range(3):
+        s.ingest("lt", "t%d" % k, [{"id": k}])
+    r = s.post_records("lt", "t3", ndjson([{"id": 3}]))
+    eq(r.status, 400, "status of a fourth table's first write (body %r)" % r.body[:300])
+    err = r.json()["error"]
+    eq(err["code"], "TARN_ELIMIT", "code")
+    check("limits.max_tables" in err["message"], "message names the setting: %r" % err["message"])
+    r = s.post_records("other", "t", ndjson([{"id": 3}]))
+    eq(r.status, 400, "a new database's first table, over the limit")
+    eq(table_names(s), ["lt.t0", "lt.t1", "lt.t2"], "tables after the refusals")
+    eq(sorted(os.listdir(os.path.join(s.data, "stream"))), ["lt"], "stream directories of databases")
+    eq(sorted(os.listdir(os.path.join(s.data, "stream", "lt"))), ["t0", "t1", "t2"], "stream directories")
+    # Existing tables still take records.
+    first, last = s.ingest("lt", "t0", [{"id": 10}, {"id": 11}])
+    eq(last - first, 1, "an append to an existing table")
+    # A restart with a lower limit opens every table the catalog holds;
+    # the limit applies to creating new ones.
+    s.stop()
+    with open(os.path.join(s.root, "tarn.yaml"), "w") as f:
+        f.write("limits:\n  max_tables: 2\n")
+    s.start()
+    eq(table_names(s), ["lt.t0", "lt.t1", "lt.t2"], "tables after a restart with max_tables 2")
+    s.ingest("lt", "t2", [{"id": 20}])
+    s.flush("lt", "t0")
+    eq(s.rows("SELECT id FROM lt.t0 ORDER BY id"), [[0], [10], [11]], "lt.t0")
+    eq(s.post_records("lt", "t9", ndjson([{"id": 9}])).status, 400, "a new table under the lower limit")
+    eq(s.stop(), 0, "exit status")
+
+
+@timeout(60)
+def test_failed_first_write_leaves_no_table_behind():
+    # A file where the new table's log directory would go: opening its log
+    # fails, and the first write must leave neither a catalog entry nor a
+    # directory.
+    s = start_with_config("")
+    s.ingest("keep", "t", [{"id": 1}])
+    os.makedirs(os.path.join(s.data, "stream", "fw"))
+    blocker = os.path.join(s.data, "stream", "fw", "t")
+    with open(blocker, "w") as f:
+        f.write("not a directory")
+    r = s.post_records("fw", "t", ndjson([{"id": 1}]))
+    check(r.status >= 500, "first write onto a blocked log directory: HTTP %d %r" % (r.status, r.body[:300]))
+    eq(table_names(s), ["keep.t"], "tables after the failed first write")
+    eq(sorted(d["name"] for d in s.get_json("/v1/databases")["databases"]), ["keep"], "databases")
+    check(os.path.isfile(blocker), "the file in the way was removed")
+    os.unlink(blocker)
+    first, last = s.ingest("fw", "t", [{"id": 1}, {"id": 2}])
+    eq((first, last), (1, 2), "the first write once the way is clear")
+    s.flush("fw", "t")
+    eq(s.rows("SELECT id FROM fw.t ORDER BY id"), [[1], [2]], "rows")
+    eq(s.stop(), 0, "exit status")
 
 
 if __name__ == "__main__":

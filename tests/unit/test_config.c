@@ -35,6 +35,7 @@ TEST(defaults_match_the_documented_limits)
     CHECK_EQ_INT(c.max_records, 10000);
     CHECK_EQ_INT(c.max_inflight, 256 << 20);
     CHECK_EQ_INT(c.max_backlog, (size_t)4 << 30);
+    CHECK_EQ_INT(c.max_tables, 1000);
     CHECK_EQ_INT(c.buffer_size, 64 << 20);
     CHECK_EQ_INT(c.buffer_interval_ms, 1000);
     CHECK_EQ_INT(c.max_batch, (size_t)512 << 20);
@@ -65,7 +66,7 @@ TEST(file_overrides_defaults)
 {
     const char *path = write_yaml("listen: 0.0.0.0:9000\n"
                                   "data: /var/lib/tarn\n"
-                                  "limits:\n  max_record: 2MiB\n  max_depth: 32\n  max_backlog: 512MiB\n"
+                                  "limits:\n  max_record: 2MiB\n  max_depth: 32\n  max_backlog: 512MiB\n  max_tables: 20\n"
                                   "buffering:\n  size: 8MiB\n  interval: 250ms\n  max_batch: 32MiB\n"
                                   "http:\n  threads: 3\n"
                                   "query:\n  timeout: 5s\n  max_rows: 10\n  memory_limit: 2GB\n");
@@ -79,6 +80,7 @@ TEST(file_overrides_defaults)
     CHECK_EQ_INT(c.max_record, 2 << 20);
     CHECK_EQ_INT(c.max_depth, 32);
     CHECK_EQ_INT(c.max_backlog, 512 << 20);
+    CHECK_EQ_INT(c.max_tables, 20);
     CHECK_EQ_INT(c.buffer_size, 8 << 20);
     CHECK_EQ_INT(c.buffer_interval_ms, 250);
     CHECK_EQ_INT(c.max_batch, 32 << 20);
@@ -105,6 +107,8 @@ TEST(bad_files_name_the_line_and_key)
     CHECK_EQ_INT(tarn_config_load_file(&c, write_yaml("limits:\n  max_depth: 0\n"), &eb), TARN_EINVAL);
     CHECK_EQ_INT(tarn_config_load_file(&c, write_yaml("limits:\n  max_backlog: 1KiB\n"), &eb), TARN_EINVAL);
     CHECK(strstr(eb.msg, "limits.max_backlog") != NULL);
+    CHECK_EQ_INT(tarn_config_load_file(&c, write_yaml("limits:\n  max_tables: 0\n"), &eb), TARN_EINVAL);
+    CHECK(strstr(eb.msg, "limits.max_tables") != NULL);
     CHECK_EQ_INT(tarn_config_load_file(&c, write_yaml("http:\n  threads: 65\n"), &eb), TARN_EINVAL);
     CHECK(strstr(eb.msg, "http.threads") != NULL);
     /* Nothing of the failed files changed the defaults. */
