@@ -6,6 +6,7 @@ every row stays readable with the widened types. Also exercises --config."""
 
 import glob
 import os
+import random
 import sys
 import time
 
@@ -92,6 +93,39 @@ def test_replaced_files_kept_for_the_grace_period():
     s.start()
     eq(len(parquet_on_disk(s, db, t)), 1, "files on disk after a restart (replaced files removed at start)")
     eq(s.scalar("SELECT COUNT(*) FROM %s.%s" % (db, t)), 50, "rows after the restart")
+    s.stop()
+
+
+@timeout(120)
+def test_compacted_files_stay_within_the_target_size():
+    # Six files of about the same size X; with target_size 2.5 X compaction
+    # merges runs of consecutive files adding up to at most the target: three
+    # files of two each, never one of all six.
+    db, t = "comp", "sized"
+    s = start_with_config(CONFIG.replace("min_files: 3", "min_files: 1000"))  # no compaction yet
+    rnd = random.Random(11)
+    for batch in range(6):
+        s.ingest(db, t, [{"id": batch * 100 + k, "h": "%064x" % rnd.getrandbits(256)} for k in range(100)])
+        s.flush(db, t)
+    before = parquet_on_disk(s, db, t)
+    eq(len(before), 6, "files before compaction")
+    sizes = [os.path.getsize(p) for p in before]
+    check(max(sizes) < 1.1 * min(sizes), "flushed files of very different sizes: %s" % sizes)
+    target = int(2.5 * max(sizes))
+    s.stop()
+    with open(os.path.join(s.root, "tarn.yaml"), "w") as f:
+        f.write(CONFIG.replace("target_size: 64MiB", "target_size: %d" % target))
+    s.start()
+    wait_until(lambda: live_files(s, db, t) == 3, 20, what="six files compacted into three")
+    time.sleep(1.0)  # five more compaction rounds: the merged files are not merged again
+    eq(live_files(s, db, t), 3, "live files a second later")
+    wait_until(lambda: len(parquet_on_disk(s, db, t)) == 3, 20, what="replaced files deleted after the grace period")
+    after = parquet_on_disk(s, db, t)
+    eq(sorted(seq_range(p) for p in after), [(1, 200), (201, 400), (401, 600)], "sequence ranges of the merged files")
+    for p in after:
+        check(os.path.getsize(p) <= target, "%s is %d bytes, over the %d-byte target" % (p, os.path.getsize(p), target))
+    eq(s.rows("SELECT COUNT(*), COUNT(DISTINCT id), MIN(id), MAX(id) FROM %s.%s" % (db, t)), [[600, 600, 0, 599]],
+       "rows after compaction")
     s.stop()
 
 
