@@ -18,6 +18,7 @@ typedef struct type_parser {
     size_t pos;
     tarn_errbuf *eb;
     int depth;
+    int json_null; /* JSON parses as TARN_T_NULL (tarn_type_parse_inferred) */
 } type_parser;
 
 static tarn_type *type_new(enum tarn_type_kind kind)
@@ -116,8 +117,9 @@ static int parser_skip_parens(type_parser *p)
 
 static tarn_type *parser_type(type_parser *p);
 
-static enum tarn_type_kind scalar_kind(const char *word)
+static enum tarn_type_kind scalar_kind(const char *word, int json_null)
 {
+    if (strcasecmp(word, "NULL") == 0 || (json_null && strcasecmp(word, "JSON") == 0)) return TARN_T_NULL;
     static const struct {
         const char *name;
         enum tarn_type_kind kind;
@@ -180,7 +182,7 @@ static tarn_type *parser_base(type_parser *p)
         if (p->s[p->pos] == '(' && parser_skip_parens(p)) goto fail;
         t = type_new(TARN_T_VARCHAR);
     } else {
-        enum tarn_type_kind kind = scalar_kind(word);
+        enum tarn_type_kind kind = scalar_kind(word, p->json_null);
         if (p->s[p->pos] == '(' && parser_skip_parens(p)) goto fail; /* DECIMAL(18,3), VARCHAR(10) */
         if (kind == TARN_T_TIMESTAMP && parser_peek_word(p, "WITH")) {
             /* TIMESTAMP WITH TIME ZONE */
@@ -231,9 +233,9 @@ static tarn_type *parser_type(type_parser *p)
     return t;
 }
 
-int tarn_type_parse(const char *text, tarn_type **out, tarn_errbuf *eb)
+static int type_parse(const char *text, int json_null, tarn_type **out, tarn_errbuf *eb)
 {
-    type_parser p = {text, 0, eb, 0};
+    type_parser p = {text, 0, eb, 0, json_null};
     if (eb) eb->msg[0] = '\0';
     tarn_type *t = parser_type(&p);
     if (t) {
@@ -252,6 +254,13 @@ int tarn_type_parse(const char *text, tarn_type **out, tarn_errbuf *eb)
     return TARN_OK;
 }
 
+int tarn_type_parse(const char *text, tarn_type **out, tarn_errbuf *eb) { return type_parse(text, 0, out, eb); }
+
+int tarn_type_parse_inferred(const char *text, tarn_type **out, tarn_errbuf *eb)
+{
+    return type_parse(text, 1, out, eb);
+}
+
 int tarn_type_format(const tarn_type *t, tarn_buf *out)
 {
     static const char *names[] = {
@@ -259,7 +268,7 @@ int tarn_type_format(const tarn_type *t, tarn_buf *out)
         [TARN_T_DOUBLE] = "DOUBLE",       [TARN_T_VARCHAR] = "VARCHAR",
         [TARN_T_DATE] = "DATE",           [TARN_T_TIME] = "TIME",
         [TARN_T_TIMESTAMP] = "TIMESTAMP", [TARN_T_TIMESTAMPTZ] = "TIMESTAMP WITH TIME ZONE",
-        [TARN_T_UUID] = "UUID",
+        [TARN_T_UUID] = "UUID",           [TARN_T_NULL] = "NULL",
     };
     int rc = TARN_OK;
     switch (t->kind) {
@@ -299,6 +308,8 @@ static int kind_is_scalar(enum tarn_type_kind k) { return k != TARN_T_STRUCT && 
 
 tarn_type *tarn_type_merge(const tarn_type *a, const tarn_type *b)
 {
+    if (b->kind == TARN_T_NULL) return type_copy(a);
+    if (a->kind == TARN_T_NULL) return type_copy(b);
     if (a->kind == b->kind && kind_is_scalar(a->kind)) return type_copy(a);
     if (a->kind == TARN_T_LIST && b->kind == TARN_T_LIST) {
         tarn_type *elem = tarn_type_merge(a->children[0], b->children[0]);
@@ -365,6 +376,14 @@ int tarn_columns_equal(const tarn_column *a, size_t na, const tarn_column *b, si
     return 1;
 }
 
+/* What is still NULL (no value seen) becomes VARCHAR, the type of a
+ * column seen only as null (schema.h). */
+static void type_null_to_varchar(tarn_type *t)
+{
+    if (t->kind == TARN_T_NULL) t->kind = TARN_T_VARCHAR;
+    for (size_t i = 0; i < t->nchildren; i++) type_null_to_varchar(t->children[i]);
+}
+
 /* Normalized text of a type (parse + format), or of the merge of two. */
 static char *type_text(const char *ta, const char *tb, tarn_errbuf *eb)
 {
@@ -376,6 +395,7 @@ static char *type_text(const char *ta, const char *tb, tarn_errbuf *eb)
     if (tb && tarn_type_parse(tb, &b, eb)) goto done;
     m = b ? tarn_type_merge(a, b) : NULL;
     if (b && !m) goto done;
+    type_null_to_varchar(m ? m : a);
     if (tarn_type_format(m ? m : a, &out)) goto done;
     res = tarn_buf_steal(&out);
 done:

@@ -10,10 +10,15 @@
  *              for integers beyond BIGINT, but also whenever large positive
  *              and negative values mix; the delivery first tries BIGINT)
  *              FLOAT, DECIMAL                       -> DOUBLE
- *              JSON (a field seen only as null, or with mixed kinds of
- *              values in one batch), MAP (objects with no usable keys,
- *              e.g. {}) and any other type           -> VARCHAR
+ *              JSON for mixed kinds of values in one batch, MAP (objects
+ *              with no usable keys, e.g. {}) and any other type -> VARCHAR
+ *              JSON for a field seen only as null, or the elements of
+ *              lists seen only empty (tarn_writer_infer tells the two
+ *              JSONs apart)                         -> NULL: no type seen
  *   merge:     T u T = T
+ *              NULL u T = T (a batch where a field is only null, or a
+ *              list only empty, changes nothing); a column or field still
+ *              NULL after the merge (new, and only null so far) -> VARCHAR
  *              BIGINT u HUGEINT = HUGEINT
  *              BIGINT u DOUBLE = HUGEINT u DOUBLE = DOUBLE
  *              DATE u TIMESTAMP = TIMESTAMP
@@ -51,6 +56,7 @@ enum tarn_type_kind {
     TARN_T_UUID,
     TARN_T_STRUCT,
     TARN_T_LIST,
+    TARN_T_NULL, /* no value seen: only in a batch's inferred types, never in the catalog's */
 };
 
 typedef struct tarn_type {
@@ -67,6 +73,10 @@ int tarn_type_kind_is_text(enum tarn_type_kind k);
 /* Parses and normalizes DuckDB type text. *out is owned by the caller
  * (tarn_type_free). TARN_EINVAL with a message for text it cannot parse. */
 int tarn_type_parse(const char *text, tarn_type **out, tarn_errbuf *eb);
+/* The same, but DuckDB's JSON parses as TARN_T_NULL, for the caller to
+ * resolve each such leaf to VARCHAR (values of mixed kinds) or to leave it
+ * NULL (only nulls): see tarn_writer_infer. */
+int tarn_type_parse_inferred(const char *text, tarn_type **out, tarn_errbuf *eb);
 void tarn_type_free(tarn_type *t);
 /* Appends the DuckDB type text of t (identifiers quoted). */
 int tarn_type_format(const tarn_type *t, tarn_buf *out);

@@ -9,6 +9,7 @@
 
 #include "common/buf.h"
 #include "common/duck.h"
+#include "common/log.h"
 #include "delivery/scan.h"
 #include "delivery/schema.h"
 
@@ -93,20 +94,147 @@ static int writer_read_json(tarn_buf *sql, const char *const *files, size_t n)
     return rc;
 }
 
+/* ---- JSON leaves of an inferred type -------------------------------------------
+ *
+ * DuckDB's reader infers JSON both for a field whose values have mixed
+ * kinds (a number here, an object there) and for a field seen only as null
+ * (and for the elements of lists seen only empty). The first widens the
+ * column to VARCHAR; the second says nothing about the type and must not
+ * (schema.h: NULL u T = T), or one batch in which an optional field happens
+ * to be null would turn a BIGINT column into VARCHAR for good. So each JSON
+ * leaf is counted: one query over the sample sums, per leaf, the non-null
+ * values at its place; a leaf with none stays TARN_T_NULL, the others
+ * become VARCHAR. */
+
+#define WRITER_MAX_LEAVES 256 /* JSON leaves resolved per batch; the rest are VARCHAR, as before */
+
+typedef struct json_leaf {
+    tarn_type *node;
+    const char *column;
+    const tarn_type *path[64]; /* the nodes from the column's type down to the leaf */
+    const char *names[64];     /* the field name taken at each STRUCT step (NULL at a LIST) */
+    int depth;
+} json_leaf;
+
+static void writer_find_leaves(tarn_type *t, json_leaf *cur, json_leaf *out, size_t *n)
+{
+    if (t->kind == TARN_T_NULL) {
+        if (*n < WRITER_MAX_LEAVES) {
+            out[*n] = *cur;
+            out[*n].node = t;
+            (*n)++;
+        } else {
+            t->kind = TARN_T_VARCHAR;
+        }
+        return;
+    }
+    if (cur->depth >= 64) return;
+    for (size_t i = 0; i < t->nchildren; i++) {
+        cur->path[cur->depth] = t;
+        cur->names[cur->depth] = t->kind == TARN_T_STRUCT ? t->names[i] : NULL;
+        cur->depth++;
+        writer_find_leaves(t->children[i], cur, out, n);
+        cur->depth--;
+    }
+}
+
+/* The number of non-null values of leaf in one row, from step k down,
+ * where expr reads the value at step k. */
+static int writer_count_expr(tarn_buf *sql, const json_leaf *leaf, int k, const char *expr)
+{
+    if (k == leaf->depth) return tarn_buf_printf(sql, "CASE WHEN (%s) IS NULL THEN 0 ELSE 1 END", expr);
+    tarn_buf inner;
+    tarn_buf_init(&inner, 1 << 20);
+    int rc;
+    if (leaf->names[k]) {
+        rc = tarn_buf_printf(&inner, "struct_extract(%s, ", expr);
+        if (!rc) rc = tarn_sql_string(&inner, leaf->names[k]);
+        if (!rc) rc = tarn_buf_append_char(&inner, ')');
+        if (!rc) rc = writer_count_expr(sql, leaf, k + 1, inner.data);
+    } else {
+        char var[32];
+        snprintf(var, sizeof var, "tarn_e%d", k);
+        rc = tarn_buf_printf(sql, "COALESCE(list_sum(list_transform(%s, lambda %s: ", expr, var);
+        if (!rc) rc = writer_count_expr(sql, leaf, k + 1, var);
+        if (!rc) rc = tarn_buf_append_str(sql, ")), 0)");
+    }
+    tarn_buf_free(&inner);
+    return rc;
+}
+
+/* Resolves the JSON leaves of the inferred columns c[0..n) (see above) and
+ * rewrites their type text. On any failure every leaf is VARCHAR, as
+ * DuckDB's JSON always was before. */
+static void writer_resolve_json(tarn_writer *w, const char *read_json, tarn_column *c, size_t n)
+{
+    tarn_type **types = calloc(n ? n : 1, sizeof *types);
+    json_leaf *leaves = calloc(WRITER_MAX_LEAVES, sizeof *leaves);
+    size_t nleaves = 0;
+    tarn_buf sql, id;
+    tarn_buf_init(&sql, 64 << 20);
+    tarn_buf_init(&id, 4096);
+    int rc = types && leaves ? TARN_OK : TARN_ENOMEM;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (!strstr(c[i].type, "JSON")) continue;
+        if (tarn_type_parse_inferred(c[i].type, &types[i], NULL) != TARN_OK) continue; /* left as it was */
+        json_leaf cur = {.column = c[i].name};
+        writer_find_leaves(types[i], &cur, leaves, &nleaves);
+    }
+    if (!rc && nleaves) {
+        rc = tarn_buf_append_str(&sql, "SELECT ");
+        for (size_t k = 0; k < nleaves && !rc; k++) {
+            tarn_buf_reset(&id);
+            rc = tarn_sql_ident(&id, leaves[k].column);
+            if (!rc) rc = tarn_buf_append_str(&sql, k ? ", CAST(sum(" : "CAST(sum(");
+            if (!rc) rc = writer_count_expr(&sql, &leaves[k], 0, id.data);
+            if (!rc) rc = tarn_buf_append_str(&sql, ") AS BIGINT)");
+        }
+        if (!rc) rc = tarn_buf_printf(&sql, " FROM %s", read_json);
+        duckdb_result res;
+        if (!rc && duckdb_query(w->conn, sql.data, &res) == DuckDBSuccess) {
+            for (size_t k = 0; k < nleaves; k++)
+                leaves[k].node->kind = duckdb_value_int64(&res, k, 0) > 0 ? TARN_T_VARCHAR : TARN_T_NULL;
+        } else {
+            if (!rc) tarn_log_warn("delivery", "telling null-only fields from mixed ones: %s", duckdb_result_error(&res));
+            for (size_t k = 0; k < nleaves; k++) leaves[k].node->kind = TARN_T_VARCHAR;
+        }
+        if (!rc) duckdb_destroy_result(&res);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!types || !types[i]) continue;
+        tarn_buf out;
+        tarn_buf_init(&out, 1 << 20);
+        if (tarn_type_format(types[i], &out) == TARN_OK) {
+            char *text = tarn_buf_steal(&out);
+            if (text) {
+                free(c[i].type);
+                c[i].type = text;
+            }
+        }
+        tarn_buf_free(&out);
+        tarn_type_free(types[i]);
+    }
+    free(types);
+    free(leaves);
+    tarn_buf_free(&sql);
+    tarn_buf_free(&id);
+}
+
 int tarn_writer_infer(tarn_writer *w, const char *const *files, size_t nfiles, int full_sample, tarn_column **cols,
                       size_t *ncols, tarn_errbuf *eb)
 {
-    tarn_buf sql;
+    tarn_buf sql, src;
     tarn_buf_init(&sql, 1 << 20);
+    tarn_buf_init(&src, 1 << 20);
     duckdb_result res;
     int rc;
-    tarn_buf_append_str(&sql, "DESCRIBE SELECT * FROM ");
-    if ((rc = writer_read_json(&sql, files, nfiles))) goto done;
+    if ((rc = writer_read_json(&src, files, nfiles))) goto done;
     /* Unless told, DuckDB infers from the first 32 files only, and a batch
      * is staged as a file per date and per staging thread. */
-    if ((rc = tarn_buf_printf(&sql, ", maximum_sample_files=%zu%s)", nfiles ? nfiles : 1,
+    if ((rc = tarn_buf_printf(&src, ", maximum_sample_files=%zu%s)", nfiles ? nfiles : 1,
                               full_sample ? ", sample_size=-1" : "")))
         goto done;
+    if ((rc = tarn_buf_printf(&sql, "DESCRIBE SELECT * FROM %s", src.data))) goto done;
     rc = writer_exec(w, sql.data, &res, eb);
     if (rc == TARN_OK) {
         idx_t n = duckdb_row_count(&res);
@@ -134,6 +262,7 @@ int tarn_writer_infer(tarn_writer *w, const char *const *files, size_t nfiles, i
                 copied = copied && nm && ty;
             }
             if (copied) {
+                writer_resolve_json(w, src.data, c, n);
                 *cols = c;
                 *ncols = n;
             } else {
@@ -145,6 +274,7 @@ int tarn_writer_infer(tarn_writer *w, const char *const *files, size_t nfiles, i
     duckdb_destroy_result(&res);
 done:
     tarn_buf_free(&sql);
+    tarn_buf_free(&src);
     return rc;
 }
 

@@ -115,6 +115,7 @@
 #include "common/duck.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "delivery/schema.h"
 #include "query/result.h"
 #include "query/sqlcheck.h"
 
@@ -566,6 +567,110 @@ static int query_keys_collect(const char *keys, const tarn_table_info *t, char *
     return TARN_OK;
 }
 
+/* Whether reading a value of file type f as type t turns a nested value
+ * inside it (a struct field, a list element) into VARCHAR: DuckDB's CAST
+ * would write such a value as {'k': 1}, the delivery's rule is its JSON text
+ * ({"k":1}, as schema.h says and as a batch that holds both kinds writes
+ * it). The top level is handled by the caller. */
+static int query_needs_json(const tarn_type *f, const tarn_type *t)
+{
+    if (t->kind == TARN_T_VARCHAR) return f->kind == TARN_T_STRUCT || f->kind == TARN_T_LIST;
+    if (t->kind == TARN_T_LIST && f->kind == TARN_T_LIST) return query_needs_json(f->children[0], t->children[0]);
+    if (t->kind != TARN_T_STRUCT || f->kind != TARN_T_STRUCT) return 0;
+    for (size_t i = 0; i < t->nchildren; i++)
+        for (size_t j = 0; j < f->nchildren; j++)
+            if (tarn_sqlcheck_ident_eq(f->names[j], t->names[i]) && query_needs_json(f->children[j], t->children[i]))
+                return 1;
+    return 0;
+}
+
+static int query_format_type(const tarn_type *t, tarn_buf *out)
+{
+    tarn_buf_reset(out);
+    return tarn_type_format(t, out);
+}
+
+/* Appends an expression that reads expr, of file type f, as type t by the
+ * widening rules: nested values that became VARCHAR as their JSON text,
+ * struct fields by name (NULL for fields the file lacks), list elements
+ * one by one, anything else with CAST. depth names the lambda variables of
+ * nested lists apart. */
+static int query_convert(tarn_buf *sql, const char *expr, const tarn_type *f, const tarn_type *t, int depth)
+{
+    tarn_buf ft, tt, sub;
+    tarn_buf_init(&ft, 1 << 20);
+    tarn_buf_init(&tt, 1 << 20);
+    tarn_buf_init(&sub, QUERY_MAX_VIEW_SQL);
+    int rc = query_format_type(f, &ft);
+    if (!rc) rc = query_format_type(t, &tt);
+    if (rc) goto done;
+    if (strcmp(ft.data, tt.data) == 0) {
+        rc = tarn_buf_append_str(sql, expr);
+    } else if (t->kind == TARN_T_VARCHAR && (f->kind == TARN_T_STRUCT || f->kind == TARN_T_LIST)) {
+        rc = tarn_buf_printf(sql, "CAST(to_json(%s) AS VARCHAR)", expr);
+    } else if (t->kind == TARN_T_LIST && f->kind == TARN_T_LIST) {
+        char var[32];
+        snprintf(var, sizeof var, "tarn_e%d", depth);
+        rc = tarn_buf_printf(sql, "list_transform(%s, lambda %s: ", expr, var);
+        if (!rc) rc = query_convert(sql, var, f->children[0], t->children[0], depth + 1);
+        if (!rc) rc = tarn_buf_append_char(sql, ')');
+    } else if (t->kind == TARN_T_STRUCT && f->kind == TARN_T_STRUCT) {
+        /* struct_pack of a NULL struct's fields would be a struct of NULLs. */
+        rc = tarn_buf_printf(sql, "CASE WHEN (%s) IS NULL THEN NULL ELSE struct_pack(", expr);
+        for (size_t i = 0; i < t->nchildren && !rc; i++) {
+            if (i) rc = tarn_buf_append_str(sql, ", ");
+            if (!rc) rc = tarn_sql_ident(sql, t->names[i]);
+            if (!rc) rc = tarn_buf_append_str(sql, " := ");
+            size_t j = 0;
+            while (j < f->nchildren && !tarn_sqlcheck_ident_eq(f->names[j], t->names[i])) j++;
+            if (rc) break;
+            if (j == f->nchildren) {
+                rc = query_format_type(t->children[i], &tt);
+                if (!rc) rc = tarn_buf_printf(sql, "CAST(NULL AS %s)", tt.data);
+                continue;
+            }
+            tarn_buf_reset(&sub);
+            rc = tarn_buf_printf(&sub, "struct_extract(%s, ", expr);
+            if (!rc) rc = tarn_sql_string(&sub, f->names[j]);
+            if (!rc) rc = tarn_buf_append_char(&sub, ')');
+            if (!rc) rc = query_convert(sql, sub.data, f->children[j], t->children[i], depth);
+        }
+        if (!rc) rc = tarn_buf_append_str(sql, ") END");
+    } else {
+        rc = tarn_buf_printf(sql, "CAST(%s AS %s)", expr, tt.data);
+    }
+done:
+    tarn_buf_free(&ft);
+    tarn_buf_free(&tt);
+    tarn_buf_free(&sub);
+    return rc;
+}
+
+/* If reading column name (of file_type) as col_type turns nested values
+ * inside it into VARCHAR, appends the conversion (query_convert, then a
+ * CAST that pins the column's type), sets *rc and returns 1; else returns 0
+ * and appends nothing, and a plain CAST does. */
+static int query_nested_json_expr(tarn_buf *sql, const char *name, const char *file_type, const char *col_type,
+                                  int *rc)
+{
+    tarn_type *f = NULL, *t = NULL;
+    int used = 0;
+    if (tarn_type_parse(file_type, &f, NULL) == TARN_OK && tarn_type_parse(col_type, &t, NULL) == TARN_OK &&
+        query_needs_json(f, t)) {
+        tarn_buf id;
+        tarn_buf_init(&id, 4096);
+        used = 1;
+        *rc = tarn_sql_ident(&id, name);
+        if (!*rc) *rc = tarn_buf_append_str(sql, "CAST(");
+        if (!*rc) *rc = query_convert(sql, id.data, f, t, 0);
+        if (!*rc) *rc = tarn_buf_printf(sql, " AS %s)", col_type);
+        tarn_buf_free(&id);
+    }
+    tarn_type_free(f);
+    tarn_type_free(t);
+    return used;
+}
+
 /* The expression that reads catalog column col from files of version v.
  * duck_type is DuckDB's text for the column's catalog type; keys the
  * partition keys of the branch. A column the files hold with exactly the
@@ -593,6 +698,8 @@ static int query_column_expr(tarn_buf *sql, const tarn_column *col, const char *
         rc = tarn_buf_append_str(sql, "CAST(to_json(");
         if (!rc) rc = tarn_sql_ident(sql, file_name);
         if (!rc) rc = tarn_buf_append_str(sql, ") AS VARCHAR)");
+    } else if (query_type_is_nested(file_type) && query_nested_json_expr(sql, file_name, file_type, col->type, &rc)) {
+        /* rc set: a nested value inside became VARCHAR (query_needs_json). */
     } else {
         rc = tarn_buf_append_str(sql, "CAST(");
         if (!rc) rc = tarn_sql_ident(sql, file_name);

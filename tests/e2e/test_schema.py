@@ -103,5 +103,54 @@ def test_list_element_widening():
     eq(col_types(res)[1], "DOUBLE[]", "type of xs")
 
 
+@timeout(120)
+def test_null_only_batch_keeps_the_types():
+    # A batch in which a field is only null (or a list only empty) says
+    # nothing about its type: the columns keep theirs. Mixed kinds still
+    # widen to VARCHAR, and a new field seen only as null is VARCHAR.
+    s = shared()
+    db, t = "schema_db", "nulls"
+    s.ingest(db, t, [{"id": 1, "n": 5, "s": {"k": 1}, "l": [{"p": 1}], "m": 1}])
+    s.flush(db, t)
+    d1, before = table_info(s, db, t)
+    s.ingest(db, t, [{"id": 2, "n": None, "s": None, "l": None, "m": None},
+                     {"id": 3, "s": {"k": None}, "l": []}])
+    s.flush(db, t)
+    d2, after = table_info(s, db, t)
+    eq(after, before, "column types after a batch of nulls and empty lists")
+    eq(d2["schema_version"], d1["schema_version"], "schema version after a batch of nulls")
+    eq(s.rows("SELECT AVG(n), AVG(s.k), AVG(l[1].p) FROM %s.%s" % (db, t)), [[5.0, 1.0, 1.0]],
+       "typed aggregates still work")
+    eq(s.rows("SELECT id, n, s, l FROM %s.%s ORDER BY id" % (db, t)),
+       [[1, 5, {"k": 1}, [{"p": 1}]], [2, None, None, None], [3, None, {"k": None}, []]], "rows")
+    s.ingest(db, t, [{"id": 4, "m": {"o": 1}, "z": None, "e": []}])
+    s.flush(db, t)
+    _, last = table_info(s, db, t)
+    eq((last["n"], last["m"], last["z"], last["e"]), ("BIGINT", "VARCHAR", "VARCHAR", "VARCHAR[]"),
+       "types after an object in a BIGINT column and two new fields seen only as null and empty")
+    eq(s.rows("SELECT id, m FROM %s.%s WHERE m IS NOT NULL ORDER BY id" % (db, t)), [[1, "1"], [4, '{"o":1}']],
+       "m widened: the number as its text, the object as its JSON text")
+
+
+@timeout(120)
+def test_nested_values_inside_a_list_widen_to_json_text():
+    # Struct elements of a list that became VARCHAR[] read as their JSON
+    # text whether the widening string came in the same batch or a later one.
+    s = shared()
+    db = "schema_db"
+    s.ingest(db, "lj_apart", [{"id": 1, "l": [{"p": 1, "q": "x"}], "s": {"k": {"a": 1}}}])
+    s.flush(db, "lj_apart")
+    s.ingest(db, "lj_apart", [{"id": 2, "l": ["s"], "s": {"k": "t"}}])
+    s.flush(db, "lj_apart")
+    s.ingest(db, "lj_together", [{"id": 1, "l": [{"p": 1, "q": "x"}], "s": {"k": {"a": 1}}},
+                                 {"id": 2, "l": ["s"], "s": {"k": "t"}}])
+    s.flush(db, "lj_together")
+    want = [[1, ['{"p":1,"q":"x"}'], {"k": '{"a":1}'}], [2, ["s"], {"k": "t"}]]
+    for t in ("lj_apart", "lj_together"):
+        _, types = table_info(s, db, t)
+        eq((types["l"], types["s"]), ("VARCHAR[]", "STRUCT(k VARCHAR)"), "%s types" % t)
+        eq(s.rows("SELECT id, l, s FROM %s.%s ORDER BY id" % (db, t)), want, "%s rows" % t)
+
+
 if __name__ == "__main__":
     run(globals())

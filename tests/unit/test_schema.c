@@ -99,6 +99,61 @@ TEST(widening_rules)
                 "STRUCT(\"a\" DOUBLE, \"b\" VARCHAR, \"c\" BOOLEAN)");
     CHECK_MERGE("STRUCT(s STRUCT(x BIGINT))[]", "STRUCT(s STRUCT(y VARCHAR))[]",
                 "STRUCT(\"s\" STRUCT(\"x\" BIGINT, \"y\" VARCHAR))[]");
+    /* NULL: no value seen (a field only null, a list only empty): changes nothing. */
+    CHECK_MERGE("BIGINT", "NULL", "BIGINT");
+    CHECK_MERGE("STRUCT(a BIGINT)", "NULL", "STRUCT(\"a\" BIGINT)");
+    CHECK_MERGE("STRUCT(p BIGINT)[]", "NULL[]", "STRUCT(\"p\" BIGINT)[]");
+    CHECK_MERGE("STRUCT(a BIGINT, b VARCHAR)", "STRUCT(a NULL, b NULL)", "STRUCT(\"a\" BIGINT, \"b\" VARCHAR)");
+    CHECK_MERGE("STRUCT(a STRUCT(x DOUBLE))", "STRUCT(a STRUCT(x NULL))", "STRUCT(\"a\" STRUCT(\"x\" DOUBLE))");
+}
+
+/* DuckDB's JSON, as the batch inference reads it: NULL, for
+ * tarn_writer_infer to resolve. Plain parsing keeps JSON as VARCHAR. */
+TEST(inferred_json_parses_as_null)
+{
+    static const char *cases[][2] = {
+        {"JSON", "NULL"},
+        {"JSON[]", "NULL[]"},
+        {"STRUCT(k JSON, l JSON[], n BIGINT)", "STRUCT(\"k\" NULL, \"l\" NULL[], \"n\" BIGINT)"},
+        {"STRUCT(\"JSON\" JSON)", "STRUCT(\"JSON\" NULL)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tarn_type *t = NULL;
+        tarn_errbuf eb = {{0}};
+        REQUIRE(tarn_type_parse_inferred(cases[i][0], &t, &eb) == TARN_OK);
+        tarn_buf out;
+        tarn_buf_init(&out, 4096);
+        CHECK_EQ_INT(tarn_type_format(t, &out), TARN_OK);
+        CHECK_EQ_STR(out.data, cases[i][1]);
+        tarn_buf_free(&out);
+        tarn_type_free(t);
+    }
+    CHECK_NORM("STRUCT(k JSON)", "STRUCT(\"k\" VARCHAR)");
+}
+
+/* What is still NULL after the merge is a new column or field seen only as
+ * null so far: VARCHAR, as the catalog stores it. */
+TEST(column_merge_resolves_null)
+{
+    tarn_column cur[] = {{"n", "BIGINT"}, {"s", "STRUCT(k BIGINT)"}, {"l", "STRUCT(p BIGINT)[]"}};
+    tarn_column batch[] = {{"n", "NULL"}, {"s", "STRUCT(k NULL, j NULL)"}, {"l", "NULL[]"},
+                           {"z", "NULL"}, {"e", "NULL[]"}, {"t", "STRUCT(a NULL, b BIGINT)"}};
+    tarn_column *out = NULL;
+    size_t n = 0;
+    tarn_errbuf eb = {{0}};
+    REQUIRE(tarn_columns_merge(cur, 3, batch, 6, NULL, 0, &out, &n, &eb) == 0);
+    REQUIRE(n == 6);
+    static const char *want[][2] = {{"n", "BIGINT"},
+                                    {"s", "STRUCT(\"k\" BIGINT, \"j\" VARCHAR)"},
+                                    {"l", "STRUCT(\"p\" BIGINT)[]"},
+                                    {"z", "VARCHAR"},
+                                    {"e", "VARCHAR[]"},
+                                    {"t", "STRUCT(\"a\" VARCHAR, \"b\" BIGINT)"}};
+    for (size_t i = 0; i < n; i++) {
+        CHECK_EQ_STR(out[i].name, want[i][0]);
+        CHECK_EQ_STR(out[i].type, want[i][1]);
+    }
+    tarn_columns_free(out, n);
 }
 
 TEST(column_lists_merge_in_place_and_append)
@@ -177,6 +232,8 @@ int main(void)
     RUN(normalizes_inferred_types);
     RUN(rejects_bad_type_text);
     RUN(widening_rules);
+    RUN(inferred_json_parses_as_null);
+    RUN(column_merge_resolves_null);
     RUN(column_lists_merge_in_place_and_append);
     RUN(hugeint_narrows_to_bigint_for_a_first_attempt);
     RUN(guessed_string_types_become_varchar_for_a_last_attempt);
