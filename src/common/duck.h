@@ -34,6 +34,8 @@ typedef struct tarn_duck_opts {
     int preserve_insertion_order;     /* 0 lets writers go faster with less memory */
     const char *temp_dir;             /* where DuckDB spills what exceeds its memory (created when
                                          needed); NULL = DuckDB's default, .tmp in the working directory */
+    size_t max_spill;                 /* bytes it may spill there; 0 = DuckDB's default (90% of the
+                                         free space, which ingest needs too) */
 } tarn_duck_opts;
 
 /* Opens an in-memory database and one connection, hardened: extension

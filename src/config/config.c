@@ -32,6 +32,7 @@ void tarn_config_defaults(tarn_config *c)
     c->compact_grace_ms = 5 * 60 * 1000;
     c->compact_interval_ms = 10 * 1000;
     c->segment_size = (size_t)64 << 20;
+    c->query_max_spill = (size_t)8 << 30;
     c->query_timeout_ms = 60 * 1000;
     c->query_max_rows = 100000;
     c->query_threads = 0;
@@ -144,6 +145,7 @@ static const struct config_key config_keys[] = {
     {"query.max_rows", CFG_INT, CFG_AT(query_max_rows), 1, 1e9},
     {"query.threads", CFG_INT, CFG_AT(query_threads), 0, 1024},
     {"query.memory_limit", CFG_STRING, CFG_AT(query_memory_limit), 0, 0},
+    {"query.max_spill", CFG_SIZE, CFG_AT(query_max_spill), 1048576, 1e15},
 };
 
 static void config_store_int(void *field, size_t size, int64_t v)

@@ -15,7 +15,7 @@
  *   compaction: {target_size: 128MiB, min_files: 4, grace: 5m, interval: 10s}
  *   stream:    {segment_size: 64MiB}
  *   http:      {threads: 0}        (HTTP threads; 0 = one per core)
- *   query:     {timeout: 60s, max_rows: 100000, threads: 0, memory_limit: ""}
+ *   query:     {timeout: 60s, max_rows: 100000, threads: 0, memory_limit: "", max_spill: 8GiB}
  */
 #ifndef TARN_CONFIG_H
 #define TARN_CONFIG_H
@@ -55,6 +55,7 @@ typedef struct tarn_config {
     int64_t query_max_rows;
     int query_threads;
     char query_memory_limit[32];
+    size_t query_max_spill;   /* bytes DuckDB may spill to DATA/tmp for the queries running at once */
 } tarn_config;
 
 /* Fills c with the built-in defaults. */

@@ -48,7 +48,7 @@ int tarn_writer_open(const char *staging_dir, const char *lake_dir, int threads,
     }
     /* Insertion order is irrelevant for a batch (rows carry _seq); without it
      * DuckDB writes faster and with about half the peak memory. */
-    tarn_duck_opts o = {dirs, 2, threads, memory_limit, 0, spill};
+    tarn_duck_opts o = {dirs, 2, threads, memory_limit, 0, spill, 0};
     int rc = tarn_duck_open(&o, &w->db, &w->conn, eb);
     if (rc) {
         free(w);

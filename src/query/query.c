@@ -992,6 +992,15 @@ void tarn_query_engine_cancel(tarn_query_engine *e)
     pthread_mutex_unlock(&e->wd_lock);
 }
 
+int tarn_query_engine_running(tarn_query_engine *e)
+{
+    int n = 0;
+    pthread_mutex_lock(&e->wd_lock);
+    for (query_watch *w = e->watches; w; w = w->next) n++;
+    pthread_mutex_unlock(&e->wd_lock);
+    return n;
+}
+
 static void query_watch_remove(tarn_query_engine *e, query_watch *w)
 {
     pthread_mutex_lock(&e->wd_lock);
@@ -1156,7 +1165,7 @@ int tarn_query_engine_open(const tarn_query_opts *opts, tarn_catalog *cat, tarn_
     while (ll > 1 && e->lake_dir[ll - 1] == '/') e->lake_dir[--ll] = '\0';
 
     const char *dirs[] = {e->lake_dir};
-    tarn_duck_opts dopts = {dirs, 1, opts->threads, opts->memory_limit, 1, opts->temp_dir};
+    tarn_duck_opts dopts = {dirs, 1, opts->threads, opts->memory_limit, 1, opts->temp_dir, opts->max_spill};
     if ((rc = tarn_duck_open(&dopts, &e->db, &e->ddl, eb))) {
         tarn_log_error(LOG, "opening hardened DuckDB failed: %s", eb ? eb->msg : "?");
         goto fail;
@@ -1555,10 +1564,13 @@ int tarn_query_run(tarn_query_engine *e, const char *sql, const char *default_db
     query_watch_add(e, &w);
     watching = 1;
     if (atomic_load(&e->cancelled)) {
-        rc = query_cancelled_error(eb);
+        rc = tarn_errbuf_set(eb, TARN_ECLOSED,
+                             "the server is stopping: the query was not run; run it again once the server is back");
         goto done;
     }
     if ((rc = query_use(qc, default_db, eb))) {
+        /* USE itself may be what the watchdog interrupted. */
+        if (atomic_load(&w.fired)) rc = query_fired_error(e, &w, eb);
         reusable = 0;
         goto done;
     }

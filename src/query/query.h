@@ -32,6 +32,7 @@ typedef struct tarn_query_opts {
     size_t max_sql;           /* bytes of SQL text; 0 = 256 KiB */
     size_t max_result_bytes;  /* bytes of one encoded result; 0 = 256 MiB */
     const char *temp_dir;     /* DuckDB's spill directory (e.g. DATA/tmp/query); NULL = DuckDB's default */
+    size_t max_spill;         /* bytes spilled there at most, all queries together; 0 = DuckDB's default */
 } tarn_query_opts;
 
 enum tarn_query_format {
@@ -54,6 +55,9 @@ int tarn_query_refresh_table(tarn_query_engine *e, const char *db, const char *t
  * TARN_ECLOSED, for a server stop: a query need not run to its end (or its
  * timeout) before the server may exit. Cannot be undone. Any thread. */
 void tarn_query_engine_cancel(tarn_query_engine *e);
+
+/* The number of queries running now (registered with the watchdog). */
+int tarn_query_engine_running(tarn_query_engine *e);
 
 /* What a successful run measured (also in the JSON reply). */
 typedef struct tarn_query_stats {

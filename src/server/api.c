@@ -124,8 +124,9 @@ void api_status(tarn_server *s, http_request *req)
     tarn_buf_init(&b, 64 << 20);
     tarn_buf_append_str(&b, "{\"version\":\"" TARN_VERSION "\",\"data_dir\":");
     tarn_buf_append_json_str(&b, s->data_dir, strlen(s->data_dir));
-    tarn_buf_printf(&b, ",\"listen\":\"%s:%d\",\"uptime_s\":%lld,\"tables\":", s->cfg.listen_host, s->cfg.listen_port,
-                    (long long)((tarn_now_ms() - s->started_ms) / 1000));
+    tarn_buf_printf(&b, ",\"listen\":\"%s:%d\",\"uptime_s\":%lld,\"queries_running\":%d,\"tables\":",
+                    s->cfg.listen_host, s->cfg.listen_port, (long long)((tarn_now_ms() - s->started_ms) / 1000),
+                    tarn_query_engine_running(s->qe));
     int rc = tarn_delivery_status_json(s->delivery, &b);
     if (!rc) rc = tarn_buf_append_char(&b, '}');
     tarn_errbuf eb = {{0}};

@@ -127,16 +127,19 @@ static int server_start_http(tarn_server *s, tarn_errbuf *eb)
     return TARN_OK;
 }
 
-/* Before libmicrohttpd stops: no new connection, running queries are
- * cancelled (503), and every other request already running finishes (a
- * suspended connection must be resumed before
- * MHD_stop_daemon, which would otherwise free what a worker or the log
- * still holds). New requests on open connections get 503 meanwhile. Then
- * up to SERVER_SEND_GRACE_MS for the replies to go out. */
+/* Before libmicrohttpd stops: every new request (on a connection old or
+ * new) gets 503, running queries are cancelled (503), and every other
+ * request already running finishes (a suspended connection must be resumed
+ * before MHD_stop_daemon, which would otherwise free what a worker or the
+ * log still holds). Then up to SERVER_SEND_GRACE_MS for the replies to go
+ * out. The listening socket stays open until MHD_stop_daemon: with epoll
+ * and a thread per core, MHD_quiesce_daemon (libmicrohttpd 0.9.75) races
+ * the HTTP threads removing the socket from their epoll sets and aborts the
+ * process when it loses ("Failed to remove listen FD from epoll set": the
+ * test suite hit it once, exit status -6 on SIGTERM). */
 #define SERVER_SEND_GRACE_MS 5000
 static void server_drain(tarn_server *s)
 {
-    MHD_quiesce_daemon(s->mhd);
     atomic_store(&s->stopping, 1);
     /* A running query ends now with 503 rather than at its end or timeout
      * (a minute by default); ingests and flushes finish. */
@@ -244,7 +247,7 @@ int tarn_server_main(int argc, char **argv)
     if ((rc = tarn_mkdir_p(spill, &eb))) goto fail;
     snprintf(spill, sizeof spill, "%s/tmp/query", s.data_dir);
     tarn_query_opts qo = {lake, s.cfg.query_threads, s.cfg.query_memory_limit[0] ? s.cfg.query_memory_limit : NULL,
-                          s.cfg.query_timeout_ms, s.cfg.query_max_rows, 0, 0, spill};
+                          s.cfg.query_timeout_ms, s.cfg.query_max_rows, 0, 0, spill, s.cfg.query_max_spill};
     if ((rc = tarn_query_engine_open(&qo, s.cat, &s.qe, &eb))) goto fail;
 
     tarn_delivery_opts dopts = {

@@ -74,13 +74,20 @@ def test_replaced_files_kept_for_the_grace_period():
     # grace 1h: the files compaction replaced stay on disk (a query that
     # bound the table before the swap may still read them) but no query
     # sees them; a restart, with no query running, removes them.
-    s = start_with_config(CONFIG.replace("min_files: 3", "min_files: 5").replace("grace: 1500ms", "grace: 1h"))
+    # The five files are made with compaction off (min_files 1000): with 5
+    # the worker could merge them before the test lists them.
+    graced = CONFIG.replace("grace: 1500ms", "grace: 1h")
+    s = start_with_config(graced.replace("min_files: 3", "min_files: 1000"))
     db, t = "comp", "graced"
     for batch in range(5):
         s.ingest(db, t, [{"id": batch * 10 + k, "batch": batch} for k in range(10)])
         s.flush(db, t)
     before = parquet_on_disk(s, db, t)
     eq(len(before), 5, "files before compaction")
+    s.stop()
+    with open(os.path.join(s.root, "tarn.yaml"), "w") as f:
+        f.write(graced.replace("min_files: 3", "min_files: 5"))
+    s.start()
     wait_until(lambda: live_files(s, db, t) == 1, 20, what="the five files compacted into one")
     after = parquet_on_disk(s, db, t)
     eq(len(after), 6, "files on disk right after compaction (the compacted one and the five it replaced)")

@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (STOP_TIMEOUT, Server, check, dumps, eq, expect_status, ndjson, note, run,  # noqa: E402
-                     tempdir, timeout)
+                     tempdir, timeout, wait_until)
 
 # Queries end by this timeout at the latest (504 TARN_ETIMEOUT), so a "slow
 # query" lasts about this long on any machine. Keep it well above the time the
@@ -639,7 +639,8 @@ def test_sigterm_cancels_running_queries():
     for t in qts:
         t.start()
     check(all(e.wait(10) for e in sents), "the slow queries were not sent")
-    time.sleep(1.0)  # let both start running in DuckDB
+    wait_until(lambda: s.get_json("/v1/status")["queries_running"] == 2, 20, 0.05, "both slow queries running")
+    time.sleep(0.2)  # past the engine's own check at the start of a query
     check(all("t_reply" not in o for o in outs), "a slow query ended before SIGTERM: %s" % outs)
     t0 = time.monotonic()
     rc = s.stop()  # SIGTERM; waits at most STOP_TIMEOUT, then kills and fails

@@ -394,13 +394,15 @@ def test_get_databases_tables_table_status():
     expect_error(s.get("/v1/tables/meta_db/nope"), 404, "TARN_ENOTFOUND")
 
     st = s.get_json("/v1/status")
-    for k in ("version", "data_dir", "listen", "uptime_s", "tables"):
+    for k in ("version", "data_dir", "listen", "uptime_s", "queries_running", "tables"):
         check(k in st, "GET /v1/status lacks %r: %s" % (k, st))
     check(isinstance(st["version"], str) and st["version"] != "", "version %r" % st["version"])
     eq(os.path.realpath(st["data_dir"]), os.path.realpath(s.data), "data_dir")
     check(os.path.isabs(st["data_dir"]), "data_dir is not absolute: %r" % st["data_dir"])
     eq(st["listen"], "127.0.0.1:%d" % s.port, "listen")
     check(isinstance(st["uptime_s"], int) and st["uptime_s"] >= 0, "uptime_s %r" % st["uptime_s"])
+    check(isinstance(st["queries_running"], int) and st["queries_running"] >= 0,
+          "queries_running %r" % st["queries_running"])
     mine = [x for x in st["tables"] if x.get("database") == "meta_db" and x.get("name") == "readings"]
     eq(len(mine), 1, "meta_db.readings entries in /v1/status")
     want = {"database": "meta_db", "name": "readings", "durable_seq": last, "delivered_seq": last,

@@ -36,6 +36,7 @@ TEST(defaults_match_the_documented_limits)
     CHECK_EQ_INT(c.max_inflight, 256 << 20);
     CHECK_EQ_INT(c.max_backlog, (size_t)4 << 30);
     CHECK_EQ_INT(c.max_tables, 1000);
+    CHECK_EQ_INT(c.query_max_spill, (size_t)8 << 30);
     CHECK_EQ_INT(c.buffer_size, 64 << 20);
     CHECK_EQ_INT(c.buffer_interval_ms, 1000);
     CHECK_EQ_INT(c.max_batch, (size_t)512 << 20);
@@ -69,7 +70,7 @@ TEST(file_overrides_defaults)
                                   "limits:\n  max_record: 2MiB\n  max_depth: 32\n  max_backlog: 512MiB\n  max_tables: 20\n"
                                   "buffering:\n  size: 8MiB\n  interval: 250ms\n  max_batch: 32MiB\n"
                                   "http:\n  threads: 3\n"
-                                  "query:\n  timeout: 5s\n  max_rows: 10\n  memory_limit: 2GB\n");
+                                  "query:\n  timeout: 5s\n  max_rows: 10\n  memory_limit: 2GB\n  max_spill: 1GiB\n");
     tarn_config c;
     tarn_config_defaults(&c);
     tarn_errbuf eb = {{0}};
@@ -87,6 +88,7 @@ TEST(file_overrides_defaults)
     CHECK_EQ_INT(c.query_timeout_ms, 5000);
     CHECK_EQ_INT(c.query_max_rows, 10);
     CHECK_EQ_STR(c.query_memory_limit, "2GB");
+    CHECK_EQ_INT(c.query_max_spill, 1 << 30);
     CHECK_EQ_INT(c.http_threads, 3);
     CHECK_EQ_INT(c.max_records, 10000); /* untouched */
 }

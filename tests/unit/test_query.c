@@ -155,12 +155,12 @@ static int setup(void)
                 "ingestion_date=2025-11-25", bb, 200000, 200000))
         return 0;
 
-    tarn_query_opts o = {lake, 2, "1GB", 0, 0, 0, 0, spill};
+    tarn_query_opts o = {lake, 2, "1GB", 0, 0, 0, 0, spill, (size_t)3 << 30};
     if (tarn_query_engine_open(&o, cat, &qe, &eb)) {
         printf("engine: %s\n", eb.msg);
         return 0;
     }
-    tarn_query_opts t = {lake, 2, NULL, 50, 2, 4096, 3000, NULL};
+    tarn_query_opts t = {lake, 2, NULL, 50, 2, 4096, 3000, NULL, 0};
     if (tarn_query_engine_open(&t, cat, &qe_tight, &eb)) {
         printf("engine: %s\n", eb.msg);
         return 0;
@@ -318,19 +318,21 @@ TEST(every_connection_has_the_engine_settings)
     }
 }
 
-/* The hardening DESIGN.md asks of DuckDB, on every query connection. The
+/* The hardening DESIGN.md asks of DuckDB, on every query connection, and
+ * where and how much it may spill (query.max_spill: 3 GiB here). The
  * SQL checker refuses file access before DuckDB sees it, so these settings
  * are the second line; they are read back here rather than trusted. */
 TEST(every_connection_is_hardened)
 {
     char want[2400];
     /* The spill directory is allowed too: DuckDB adds it. */
-    snprintf(want, sizeof want, "[[false,true,false,false,false,[\"%s/\",\"%s/\"],\"%s\"]]", lake, spill, spill);
+    snprintf(want, sizeof want, "[[false,true,false,false,false,[\"%s/\",\"%s/\"],\"%s\",\"3.0 GiB\"]]", lake, spill,
+             spill);
     for (int i = 0; i < 3; i++)
         EXPECT_ROWS("SELECT current_setting('enable_external_access'), current_setting('lock_configuration'), "
                     "current_setting('autoload_known_extensions'), current_setting('autoinstall_known_extensions'), "
                     "current_setting('allow_community_extensions'), list_sort(current_setting('allowed_directories')), "
-                    "current_setting('temp_directory')",
+                    "current_setting('temp_directory'), current_setting('max_temp_directory_size')",
                     NULL, want);
 }
 
@@ -340,15 +342,14 @@ TEST(large_query_spills_into_temp_dir)
 {
     char dir[600];
     snprintf(dir, sizeof dir, "%s/spill-small", tmp);
-    tarn_query_opts o = {lake, 2, "64MB", 0, 0, 0, 0, dir};
+    tarn_query_opts o = {lake, 2, "64MB", 0, 0, 0, 0, dir, 0};
     tarn_query_engine *small = NULL;
     tarn_errbuf eb = {{0}};
     REQUIRE(tarn_query_engine_open(&o, cat, &small, &eb) == TARN_OK);
     /* 8 million distinct values: a hash table of several times 64 MB. */
-    expect_rows(small,
-                "SELECT count(*) FROM (SELECT DISTINCT a.x * 100 + b.x AS v FROM other.big a, other.big b "
-                "WHERE b.x < 40)",
-                NULL, "[[8000000]]", __LINE__);
+    static const char *sql = "SELECT count(*) FROM (SELECT DISTINCT a.x * 100 + b.x AS v FROM other.big a, "
+                             "other.big b WHERE b.x < 40)";
+    expect_rows(small, sql, NULL, "[[8000000]]", __LINE__);
     struct stat st;
     CHECK(stat(dir, &st) == 0 && S_ISDIR(st.st_mode));
     tarn_query_engine_close(small);
@@ -360,7 +361,7 @@ TEST(large_query_spills_into_temp_dir)
 TEST(duck_open_refuses_outside_access)
 {
     const char *dirs[] = {lake};
-    tarn_duck_opts o = {dirs, 1, 1, NULL, 0, NULL};
+    tarn_duck_opts o = {dirs, 1, 1, NULL, 0, NULL, 0};
     duckdb_database db = NULL;
     duckdb_connection conn = NULL;
     tarn_errbuf eb = {{0}};
@@ -955,7 +956,7 @@ TEST(cancel_ends_running_queries_and_refuses_new_ones)
 {
     tarn_errbuf eb = {{0}};
     tarn_query_engine *qe_cancel = NULL;
-    tarn_query_opts o = {lake, 2, NULL, 60000, 0, 0, 0, NULL};
+    tarn_query_opts o = {lake, 2, NULL, 60000, 0, 0, 0, NULL, 0};
     CHECK_EQ_INT(tarn_query_engine_open(&o, cat, &qe_cancel, &eb), TARN_OK);
     if (!qe_cancel) return;
     /* One bind (capped), its own LIMIT, and prepared + streamed: without
@@ -968,7 +969,11 @@ TEST(cancel_ends_running_queries_and_refuses_new_ones)
     enum { NRUNS = sizeof runs / sizeof runs[0] };
     pthread_t th[NRUNS];
     for (int i = 0; i < NRUNS; i++) pthread_create(&th[i], NULL, cancel_query, &runs[i]);
-    struct timespec settle = {0, 500 * 1000000L}; /* into DuckDB, well before the timeout */
+    /* All three running (past the engine's own cancellation check, which
+     * comes microseconds after the registration), well before the timeout. */
+    struct timespec tick = {0, 10 * 1000000L}, settle = {0, 200 * 1000000L};
+    for (int i = 0; i < 3000 && tarn_query_engine_running(qe_cancel) < NRUNS; i++) nanosleep(&tick, NULL);
+    CHECK_EQ_INT(tarn_query_engine_running(qe_cancel), NRUNS);
     nanosleep(&settle, NULL);
     tarn_query_engine_cancel(qe_cancel);
     for (int i = 0; i < NRUNS; i++) {
@@ -977,12 +982,13 @@ TEST(cancel_ends_running_queries_and_refuses_new_ones)
         CHECK_EQ_INT(runs[i].rc, TARN_ECLOSED);
         CHECK(strstr(runs[i].eb.msg, "the query was cancelled") != NULL);
     }
+    CHECK_EQ_INT(tarn_query_engine_running(qe_cancel), 0);
     /* Later queries are refused before they run, even quick ones; cancelling
      * again changes nothing. */
     tarn_query_engine_cancel(qe_cancel);
     char *out = NULL;
     CHECK_EQ_INT(run(qe_cancel, "SELECT count(*) FROM other.big", NULL, TARN_QUERY_JSON, &out, &eb), TARN_ECLOSED);
-    CHECK(strstr(eb.msg, "the server is stopping") != NULL);
+    CHECK(strstr(eb.msg, "the server is stopping: the query was not run") != NULL);
     free(out);
     tarn_query_engine_close(qe_cancel);
     /* Other engines are untouched. */
@@ -1246,7 +1252,7 @@ TEST(reopen_builds_every_view_and_skips_broken_ones)
      * reserved database: open logs them and serves the rest. */
     tarn_query_engine *e2 = NULL;
     tarn_errbuf eb = {{0}};
-    tarn_query_opts o = {lake, 1, NULL, 0, 0, 0, 0, NULL};
+    tarn_query_opts o = {lake, 1, NULL, 0, 0, 0, 0, NULL, 0};
     REQUIRE(tarn_query_engine_open(&o, cat, &e2, &eb) == 0);
     expect_rows(e2, "SELECT count(*), sum(k)::BIGINT FROM db.grow", NULL, "[[13,91]]", __LINE__);
     expect_rows(e2, "SELECT v FROM db.wide ORDER BY v", NULL, "[[2.5],[7.0]]", __LINE__);
