@@ -116,6 +116,13 @@ typedef struct json_leaf {
     int depth;
 } json_leaf;
 
+/* Every JSON leaf under t as VARCHAR: what DuckDB's JSON always was. */
+static void writer_json_as_varchar(tarn_type *t)
+{
+    if (t->kind == TARN_T_NULL) t->kind = TARN_T_VARCHAR;
+    for (size_t i = 0; i < t->nchildren; i++) writer_json_as_varchar(t->children[i]);
+}
+
 static void writer_find_leaves(tarn_type *t, json_leaf *cur, json_leaf *out, size_t *n)
 {
     if (t->kind == TARN_T_NULL) {
@@ -128,7 +135,10 @@ static void writer_find_leaves(tarn_type *t, json_leaf *cur, json_leaf *out, siz
         }
         return;
     }
-    if (cur->depth >= 64) return;
+    if (cur->depth >= 64) {
+        writer_json_as_varchar(t);
+        return;
+    }
     for (size_t i = 0; i < t->nchildren; i++) {
         cur->path[cur->depth] = t;
         cur->names[cur->depth] = t->kind == TARN_T_STRUCT ? t->names[i] : NULL;
