@@ -940,7 +940,9 @@ static void *query_watchdog_main(void *arg)
             if (cancelled || w->deadline_ms <= now) {
                 /* Under wd_lock: the query cannot unregister and
                  * disconnect while we touch its connection. */
-                atomic_store(&w->fired, 1);
+                /* The first cause stays: the deadline (1) or the stop (2). */
+                int none = 0;
+                atomic_compare_exchange_strong(&w->fired, &none, w->deadline_ms <= now ? 1 : 2);
                 duckdb_interrupt(w->conn);
                 if (now + QUERY_REINTERRUPT_MS < next) next = now + QUERY_REINTERRUPT_MS;
             } else if (w->deadline_ms < next) {
@@ -1369,10 +1371,10 @@ static int query_cancelled_error(tarn_errbuf *eb)
 }
 
 /* The error of a query the watchdog interrupted: the server's stop
- * (tarn_query_engine_cancel) before its deadline, else its timeout. */
-static int query_fired_error(tarn_query_engine *e, const query_watch *w, tarn_errbuf *eb)
+ * (tarn_query_engine_cancel) if that came first, else its timeout. */
+static int query_fired_error(tarn_query_engine *e, query_watch *w, tarn_errbuf *eb)
 {
-    if (atomic_load(&e->cancelled) && tarn_mono_ms() < w->deadline_ms) return query_cancelled_error(eb);
+    if (atomic_load(&w->fired) == 2) return query_cancelled_error(eb);
     if (e->timeout_ms % 1000 == 0)
         return tarn_errbuf_set(eb, TARN_ETIMEOUT, "query timed out after %lld s", (long long)(e->timeout_ms / 1000));
     return tarn_errbuf_set(eb, TARN_ETIMEOUT, "query timed out after %lld ms", (long long)e->timeout_ms);
