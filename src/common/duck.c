@@ -56,11 +56,13 @@ int tarn_duck_open(const tarn_duck_opts *opts, duckdb_database *db, duckdb_conne
         rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "duckdb: cannot set temp_directory");
         goto fail;
     }
-    char spill[32];
-    snprintf(spill, sizeof spill, "%zuB", opts->max_spill);
-    if (opts->max_spill && duckdb_set_config(cfg, "max_temp_directory_size", spill) != DuckDBSuccess) {
-        rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "duckdb: cannot set max_temp_directory_size");
-        goto fail;
+    if (opts->max_spill) {
+        char spill[32];
+        snprintf(spill, sizeof spill, "%zuB", opts->max_spill);
+        if (duckdb_set_config(cfg, "max_temp_directory_size", spill) != DuckDBSuccess) {
+            rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "duckdb: cannot set max_temp_directory_size");
+            goto fail;
+        }
     }
     if (duckdb_open_ext(NULL, db, cfg, &err) != DuckDBSuccess) {
         rc = tarn_errbuf_set(eb, TARN_EINTERNAL, "duckdb open: %s", err ? err : "failed");

@@ -376,12 +376,10 @@ int tarn_columns_equal(const tarn_column *a, size_t na, const tarn_column *b, si
     return 1;
 }
 
-/* What is still NULL (no value seen) becomes VARCHAR, the type of a
- * column seen only as null (schema.h). */
-static void type_null_to_varchar(tarn_type *t)
+void tarn_type_null_to_varchar(tarn_type *t)
 {
     if (t->kind == TARN_T_NULL) t->kind = TARN_T_VARCHAR;
-    for (size_t i = 0; i < t->nchildren; i++) type_null_to_varchar(t->children[i]);
+    for (size_t i = 0; i < t->nchildren; i++) tarn_type_null_to_varchar(t->children[i]);
 }
 
 /* Normalized text of a type (parse + format), or of the merge of two. */
@@ -395,7 +393,7 @@ static char *type_text(const char *ta, const char *tb, tarn_errbuf *eb)
     if (tb && tarn_type_parse(tb, &b, eb)) goto done;
     m = b ? tarn_type_merge(a, b) : NULL;
     if (b && !m) goto done;
-    type_null_to_varchar(m ? m : a);
+    tarn_type_null_to_varchar(m ? m : a);
     if (tarn_type_format(m ? m : a, &out)) goto done;
     res = tarn_buf_steal(&out);
 done:

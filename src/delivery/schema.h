@@ -80,6 +80,9 @@ int tarn_type_parse_inferred(const char *text, tarn_type **out, tarn_errbuf *eb)
 void tarn_type_free(tarn_type *t);
 /* Appends the DuckDB type text of t (identifiers quoted). */
 int tarn_type_format(const tarn_type *t, tarn_buf *out);
+/* Every NULL in t (no value seen) becomes VARCHAR: the type of a column or
+ * field seen only as null, and what DuckDB's JSON always was. */
+void tarn_type_null_to_varchar(tarn_type *t);
 /* The widened type of a and b (a new tree owned by the caller). */
 tarn_type *tarn_type_merge(const tarn_type *a, const tarn_type *b);
 

@@ -111,17 +111,9 @@ static int writer_read_json(tarn_buf *sql, const char *const *files, size_t n)
 typedef struct json_leaf {
     tarn_type *node;
     const char *column;
-    const tarn_type *path[64]; /* the nodes from the column's type down to the leaf */
-    const char *names[64];     /* the field name taken at each STRUCT step (NULL at a LIST) */
+    const char *names[64]; /* from the column down: the field taken at each STRUCT step, NULL at a LIST */
     int depth;
 } json_leaf;
-
-/* Every JSON leaf under t as VARCHAR: what DuckDB's JSON always was. */
-static void writer_json_as_varchar(tarn_type *t)
-{
-    if (t->kind == TARN_T_NULL) t->kind = TARN_T_VARCHAR;
-    for (size_t i = 0; i < t->nchildren; i++) writer_json_as_varchar(t->children[i]);
-}
 
 static void writer_find_leaves(tarn_type *t, json_leaf *cur, json_leaf *out, size_t *n)
 {
@@ -136,11 +128,10 @@ static void writer_find_leaves(tarn_type *t, json_leaf *cur, json_leaf *out, siz
         return;
     }
     if (cur->depth >= 64) {
-        writer_json_as_varchar(t);
+        tarn_type_null_to_varchar(t);
         return;
     }
     for (size_t i = 0; i < t->nchildren; i++) {
-        cur->path[cur->depth] = t;
         cur->names[cur->depth] = t->kind == TARN_T_STRUCT ? t->names[i] : NULL;
         cur->depth++;
         writer_find_leaves(t->children[i], cur, out, n);

@@ -1364,17 +1364,18 @@ static void query_verdict_keep(tarn_query_engine *e, const char *sql, const char
     pthread_mutex_unlock(&e->verdict_lock);
 }
 
-static int query_cancelled_error(tarn_errbuf *eb)
+/* A query the stop ended: "cancelled" while it ran, "not run" before. */
+static int query_stopping_error(tarn_errbuf *eb, const char *what)
 {
     return tarn_errbuf_set(eb, TARN_ECLOSED,
-                           "the server is stopping: the query was cancelled; run it again once the server is back");
+                           "the server is stopping: the query was %s; run it again once the server is back", what);
 }
 
 /* The error of a query the watchdog interrupted: the server's stop
  * (tarn_query_engine_cancel) if that came first, else its timeout. */
 static int query_fired_error(tarn_query_engine *e, query_watch *w, tarn_errbuf *eb)
 {
-    if (atomic_load(&w->fired) == 2) return query_cancelled_error(eb);
+    if (atomic_load(&w->fired) == 2) return query_stopping_error(eb, "cancelled");
     if (e->timeout_ms % 1000 == 0)
         return tarn_errbuf_set(eb, TARN_ETIMEOUT, "query timed out after %lld s", (long long)(e->timeout_ms / 1000));
     return tarn_errbuf_set(eb, TARN_ETIMEOUT, "query timed out after %lld ms", (long long)e->timeout_ms);
@@ -1566,8 +1567,7 @@ int tarn_query_run(tarn_query_engine *e, const char *sql, const char *default_db
     query_watch_add(e, &w);
     watching = 1;
     if (atomic_load(&e->cancelled)) {
-        rc = tarn_errbuf_set(eb, TARN_ECLOSED,
-                             "the server is stopping: the query was not run; run it again once the server is back");
+        rc = query_stopping_error(eb, "not run");
         goto done;
     }
     if ((rc = query_use(qc, default_db, eb))) {
